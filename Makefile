@@ -1,0 +1,41 @@
+# vwlib: the two commands of the README are `make figures` and `make test`.
+# Each first runs the idempotent install step (a venv in .venv, the package, the Jupyter kernel); a second run
+# reinstalls nothing unless pyproject.toml changed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vwlib-installed
+PROFILE ?= mini
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: install figures test test-all test-gpu bench clean-build
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch==2.14.1 / torchvision==0.29.1 are pinned in pyproject.toml: pip takes them from this machine's disk.
+	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name vwlib --display-name "Python (vwlib)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## the main job: run every notebook headlessly (papermill) on the mini world, writing figures/
+figures: install
+	$(BIN)/vw notebooks --profile $(PROFILE)
+
+## the default test run: unit, integration on tiny models, notebook smoke runs; no network, no slow tests
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not gpu" -q
+
+## everything, slow tests included
+test-all: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+## tests that need a CUDA device (run them on a GPU machine)
+test-gpu: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m gpu -q
+
+clean-build:
+	rm -rf build

@@ -1,0 +1,25 @@
+"""Every notebook runs headlessly under papermill with small parameters and writes its figures."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from vwlib.notebooks import NOTEBOOKS_DIR, run_notebook
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+SMALL = {"profile": "tiny"}  # each notebook takes the parameters it declares
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_and_writes_figures(path, tmp_path, monkeypatch):
+    figures = tmp_path / "figures"
+    monkeypatch.setenv("VWLIB_FIGURES_DIR", str(figures))  # the kernel inherits it: nothing lands in figures/
+    out = run_notebook(path, tmp_path / "build", SMALL)
+    executed = nbformat.read(out, as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    assert out.with_suffix(".html").is_file()
+    pngs = list(figures.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+    assert {p.stem for p in pngs} == {p.stem for p in figures.glob("*.pdf")}

@@ -1,0 +1,35 @@
+"""The one way figures leave a notebook: `save(fig, name)` writes PNG and PDF into the figures folder.
+
+Usage:
+    from vwlib.plotting import save
+    save(fig, "models_mini")          # -> figures/models_mini.png and .pdf
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .notebooks import REPO_ROOT
+
+FIGURES_ENV = "VWLIB_FIGURES_DIR"
+
+
+def figures_dir() -> Path:
+    """$VWLIB_FIGURES_DIR, else the checkout's `figures/` (where the README gallery points), else ./figures."""
+    if os.environ.get(FIGURES_ENV):
+        return Path(os.environ[FIGURES_ENV])
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / "figures"
+    return Path("figures")
+
+
+def save(fig, name: str, out_dir: str | os.PathLike | None = None, dpi: int = 150) -> Path:
+    """Write `fig` as `<name>.png` and `<name>.pdf` (written to a temporary name, then renamed: never half a file)."""
+    out = Path(out_dir) if out_dir else figures_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        tmp = out / f".{name}.tmp.{ext}"
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, out / f"{name}.{ext}")
+    return out / f"{name}.png"
