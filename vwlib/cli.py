@@ -3,6 +3,8 @@
 Usage:
     vw models [--profile mini] [--load]     # the profiles, their models, and whether each is on this machine
     vw tokens strawberry "scuba diver"      # CLIP BPE ids of words; is each a single token?
+    vw mini train --model clip              # rebuild a mini checkpoint from its seed
+    vw mini eval --json                     # the mini models' quality bars, on fresh held-out images
     vw notebooks [--profile mini]           # run all notebooks headlessly (what `make figures` does)
 """
 
@@ -56,6 +58,32 @@ def _cmd_notebooks(args) -> int:
     return 0
 
 
+def _cmd_mini(args) -> int:
+    if args.action == "train":
+        from .mini.train import train
+        from .profiles import CHECKPOINTS
+
+        names = ["clip", "scorer", "owl", "sd"] if args.model == "all" else [args.model]
+        for name in names:
+            info = train(name, args.out or CHECKPOINTS / "mini" / name, steps=args.steps)
+            print(f"mini-{name}: {info['steps']} steps in {info['wall_seconds'] / 60:.1f} min "
+                  f"on {info['threads']} threads, final loss {info['loss_curve'][-1][-1]:.4f}")
+        return 0
+    from .mini.evaluate import evaluate
+
+    models = ["clip", "scorer", "owl", "sd"] if args.model == "all" else [args.model]
+    report = evaluate(models, per_concept=args.per_concept)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, bar in report["bars"].items():
+            if key in report:
+                verdict = "ok" if report["passed"][key] else "BELOW BAR"
+                per = ", ".join(f"{d} {v:.3f}" for d, v in report["per_dataset"][key].items())
+                print(f"{key:<20} {report[key]:.3f} (bar {bar:.2f}, {verdict})  [{per}]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vw", description="vwlib: learn words for visual concepts and test whether "
                                 "they transfer between generation, detection and classification models.")
@@ -71,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("words", nargs="+")
     s.add_argument("--strict", action="store_true", help="exit 1 if any word is not a single token")
     s.set_defaults(func=_cmd_tokens)
+
+    s = sub.add_parser("mini", help="train or evaluate the mini world's models")
+    s.add_argument("action", choices=["train", "eval"])
+    s.add_argument("--model", default="all", choices=["all", "clip", "scorer", "owl", "sd"])
+    s.add_argument("--steps", type=int, help="training steps (default: each model's own)")
+    s.add_argument("--out", help="checkpoint folder (default: the shipped one, vwlib/checkpoints/mini/<model>)")
+    s.add_argument("--json", action="store_true", help="eval: print one JSON object")
+    s.add_argument("--per-concept", type=int, default=20, help="eval: held-out images per concept")
+    s.set_defaults(func=_cmd_mini)
 
     s = sub.add_parser("notebooks", help="run every notebook headlessly with papermill, writing figures/")
     s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])

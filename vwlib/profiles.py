@@ -41,7 +41,11 @@ class ModelSpec:
         if self.kind == "random":
             return None
         if self.kind == "checkpoint":
+            from .mini.checkpoint import is_compact, materialise
+
             path = Path(self.source)
+            if is_compact(path):  # shipped compact: rebuilt once into the cache, in the library's own format
+                path = materialise(path)
             return path if (path / KEY_FILE[self.family]).is_file() else None
         models_dir = os.environ.get(MODELS_DIR_ENV)
         if models_dir and (Path(models_dir) / self.source / KEY_FILE[self.family]).is_file():
@@ -79,8 +83,9 @@ _PAPER_IDS = {
 
 PROFILES: dict[str, dict[str, ModelSpec]] = {
     "paper": {r: ModelSpec("paper", r, _FAMILY[r], _PAPER_IDS[r], "hub") for r in ROLES},
-    "mini": {r: ModelSpec("mini", r, _FAMILY[r], str(CHECKPOINTS / "mini" / _MINI_NAME[r]), "checkpoint")
-             for r in ROLES},
+    # mini-scorer is an open_clip CLIP (a conv vision tower suits 32 px generations); see vwlib/mini/models.py
+    "mini": {r: ModelSpec("mini", r, {**_FAMILY, "scorer": "open_clip"}[r], str(CHECKPOINTS / "mini" / _MINI_NAME[r]),
+                          "checkpoint") for r in ROLES},
     "tiny": {r: ModelSpec("tiny", r, _FAMILY[r], "random", "random") for r in ROLES},
 }
 
@@ -105,6 +110,11 @@ def load_model(profile: str, role: str, device: str = "cpu", seed: int = 0) -> L
         raise MissingModelError(spec.missing_message())
     loaded = load_from_dir(spec.family, path, device=device)
     loaded.source = spec.source
+    if spec.kind == "checkpoint":
+        from .mini.checkpoint import is_compact, known_ids
+
+        if is_compact(spec.source):  # mini models know only their MiniLM-seeded and trained rows
+            loaded.meta["known_ids"] = known_ids(spec.source)
     return loaded
 
 

@@ -15,7 +15,7 @@ def test_registry_has_three_profiles_of_four_roles():
     assert get_spec("paper", "detection").source == "google/owlv2-base-patch16-ensemble"
     assert get_spec("paper", "classification").source == "apple/DFN2B-CLIP-ViT-L-14"
     assert get_spec("paper", "scorer").source == "openai/clip-vit-large-patch14"
-    assert [get_spec("mini", r).family for r in vwlib.ROLES] == ["sd", "owl", "open_clip", "hf_clip"]
+    assert [get_spec("mini", r).family for r in vwlib.ROLES] == ["sd", "owl", "open_clip", "open_clip"]
 
 
 def test_missing_paper_model_is_one_line_with_the_fix(empty_hub):

@@ -1,0 +1,133 @@
+"""Concept datasets: 10 concepts, 10 anchor words, 8 training images per concept, a validation split with boxes.
+
+The mini datasets mirror the paper's four in flavour:
+
+| dataset          | like        | concepts                                             | anchors                 |
+|------------------|-------------|------------------------------------------------------|-------------------------|
+| `mini-objects`   | ImageNet    | the 10 shapes, any colour/pattern/size               | the shape names         |
+| `mini-instances` | DreamBooth  | 10 specific objects (colour + pattern + shape) that no single word names | one word of each name |
+| `mini-scenes`    | COCO / VOC  | cluttered 1–4 object scenes, labelled by the largest object's shape | the shape names |
+
+Usage:
+    ds = load_dataset("mini-instances")            # ConceptDataset, deterministic
+    ds.concepts[0], ds.anchors[0]                   # "red_striped_heart", "heart"
+    ds.train[0].image, ds.val[0].boxes              # PIL 64x64, [[x0, y0, x1, y1]] of the concept's objects
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .errors import VWError
+from .world import SHAPES, Scene, render, sample_scene, sample_single
+
+IMAGE_SIZE = 64  # mini datasets are drawn at 64 px; each model's preprocessing resizes
+
+
+@dataclass
+class Example:
+    image: Image.Image
+    label: int  # index of the concept in `ConceptDataset.concepts`
+    boxes: list[list[float]]  # pixel boxes [x0, y0, x1, y1] of the objects that are the concept
+    caption: str = ""
+    scene: Scene | None = None
+
+
+@dataclass
+class ConceptDataset:
+    name: str
+    concepts: list[str]
+    anchors: list[str]  # index-aligned with concepts
+    train: list[Example]  # `n_train` per concept
+    val: list[Example]
+    meta: dict = field(default_factory=dict)
+
+    def concept_index(self, concept: str) -> int:
+        if concept not in self.concepts:
+            raise VWError(f"unknown concept {concept!r} in {self.name}; choose one of {', '.join(self.concepts)}")
+        return self.concepts.index(concept)
+
+    def display_name(self, concept: str) -> str:
+        """The concept in words, for prompts: "red_striped_heart" -> "red striped heart"."""
+        return concept.replace("_", " ")
+
+    def train_of(self, concept: str) -> list[Example]:
+        i = self.concept_index(concept)
+        return [e for e in self.train if e.label == i]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The mini datasets
+# --------------------------------------------------------------------------------------------------------------
+
+# DreamBooth-like instances: each is one specific object; shapes and colours recur, so no single word names one.
+INSTANCES = {
+    "red_striped_heart": ("heart", dict(shape="heart", colour="red", pattern="striped")),
+    "pink_plain_heart": ("pink", dict(shape="heart", colour="pink", pattern="plain")),
+    "blue_dotted_circle": ("circle", dict(shape="circle", colour="blue", pattern="dotted")),
+    "blue_striped_square": ("square", dict(shape="square", colour="blue", pattern="striped")),
+    "yellow_dotted_star": ("star", dict(shape="star", colour="yellow", pattern="dotted")),
+    "orange_plain_star": ("orange", dict(shape="star", colour="orange", pattern="plain")),
+    "green_striped_ring": ("ring", dict(shape="ring", colour="green", pattern="striped")),
+    "purple_dotted_diamond": ("diamond", dict(shape="diamond", colour="purple", pattern="dotted")),
+    "brown_plain_moon": ("moon", dict(shape="moon", colour="brown", pattern="plain")),
+    "white_striped_arrow": ("arrow", dict(shape="arrow", colour="white", pattern="striped")),
+}
+
+MINI_DATASETS = ("mini-objects", "mini-instances", "mini-scenes")
+_SEED_OFFSET = {"mini-objects": 1000, "mini-instances": 2000, "mini-scenes": 3000}
+
+
+def mini_scene(dataset: str, concept_index: int, rng: np.random.Generator) -> tuple[Scene, int]:
+    """A scene of `concept_index` in `dataset`, and the index of the object that is the concept."""
+    if dataset == "mini-objects":
+        return sample_single(rng, shape=SHAPES[concept_index]), 0
+    if dataset == "mini-instances":
+        _, attributes = list(INSTANCES.values())[concept_index]
+        return sample_single(rng, **attributes), 0
+    if dataset == "mini-scenes":
+        scene = sample_scene(rng, n_objects=(2, 4), first={"shape": SHAPES[concept_index], "size": "large"})
+        return scene, scene.largest()
+    raise VWError(f"unknown dataset {dataset!r}; choose one of {', '.join(MINI_DATASETS)}")
+
+
+def _examples(dataset: str, concepts: list[str], per_concept: int, seed: int) -> list[Example]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for label, concept in enumerate(concepts):
+        for _ in range(per_concept):
+            scene, _ = mini_scene(dataset, label, rng)
+            out.append(Example(render(scene, IMAGE_SIZE), label, _concept_boxes(dataset, scene, label),
+                               scene.caption(), scene))
+    return out
+
+
+def _concept_boxes(dataset: str, scene: Scene, label: int) -> list[list[float]]:
+    """Ground-truth boxes of the concept: its object(s) in the scene."""
+    boxes = scene.boxes(IMAGE_SIZE)
+    if dataset == "mini-scenes":
+        return [b for o, b in zip(scene.objects, boxes) if o.shape == SHAPES[label]]
+    return boxes[:1]
+
+
+@functools.lru_cache(maxsize=8)
+def load_mini_dataset(name: str, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
+    if name not in MINI_DATASETS:
+        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join(MINI_DATASETS)}")
+    if name == "mini-instances":
+        concepts, anchors = list(INSTANCES), [a for a, _ in INSTANCES.values()]
+    else:
+        concepts, anchors = list(SHAPES), list(SHAPES)
+    base = _SEED_OFFSET[name] + 10 * seed
+    # train and val come from disjoint seeds: no image is in both
+    return ConceptDataset(name, concepts, anchors, _examples(name, concepts, n_train, base + 1),
+                          _examples(name, concepts, n_val, base + 2), meta={"image_size": IMAGE_SIZE, "seed": seed})
+
+
+def load_dataset(name: str, **kwargs) -> ConceptDataset:
+    """A dataset by name (the mini datasets; the paper's loaders come with the engine)."""
+    return load_mini_dataset(name, **kwargs)

@@ -1,0 +1,165 @@
+"""The token-optimization engine: train many new words at once, each kept within δ of its anchor (SPEC §2–§3).
+
+v = anchor row + u; after every Adam step u is projected back onto the ball ||u|| <= δ · d_nn(anchor), where d_nn is
+the distance from the anchor to its nearest other *known* vocabulary row of this model (δ = inf: unconstrained).
+Each trial is one row of a [T, D] fp32 parameter; the total loss is the sum of per-trial losses, so Adam (which is
+element-wise) updates every row exactly as if it were trained alone.
+
+Usage:
+    words, info = train_words(task, batch, deltas=[0.5, inf], steps=300, lr=5e-3)    # words [T, D]
+    run_trials(trials, store)        # train, evaluate in-domain, write to the result store; skips finished trials
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+
+import torch
+from tqdm.auto import tqdm
+
+from .errors import VWError
+from .tasks import TrialBatch, make_task
+from .tokenizer import single_token_id
+from .trials import Trial
+
+# Profile defaults: (steps, lr) per task. paper: SPEC §2 (Adam, lr 1e-4, 1000 steps, batch 8); mini: measured
+# to converge on 2 CPU cores in seconds; tiny: smoke tests.
+DEFAULTS = {
+    "paper": {"generation": (1000, 1e-4), "detection": (1000, 1e-4), "classification": (1000, 1e-4)},
+    "mini": {"generation": (300, 5e-3), "detection": (200, 5e-3), "classification": (200, 5e-3)},
+    "tiny": {"generation": (4, 1e-2), "detection": (4, 1e-2), "classification": (4, 1e-2)},
+}
+ADAM = dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)  # [paper] Adam; [decided] no weight decay
+
+
+def nearest_word_distance(table: torch.Tensor, known_ids: torch.Tensor, anchor_id: int) -> float:
+    """d_nn: distance from the anchor's row to the nearest other known row of `table` [V, D]."""
+    rows = table[known_ids[known_ids != anchor_id]].float()
+    return float((rows - table[anchor_id].float()).norm(dim=1).min())
+
+
+def project(vectors: torch.Tensor, anchors: torch.Tensor, radii: torch.Tensor) -> None:
+    """In place: pull each row of `vectors` [T, D] back to within `radii` [T] of `anchors` [T, D]."""
+    u = vectors - anchors
+    norm = u.norm(dim=1, keepdim=True)
+    scale = torch.clamp(radii[:, None] / norm.clamp(min=1e-12), max=1.0)
+    vectors.copy_(anchors + u * scale)
+
+
+def trial_generator(trial: Trial) -> torch.Generator:
+    seed = int(hashlib.sha256(trial.key().encode()).hexdigest()[:8], 16) + trial.seed
+    return torch.Generator().manual_seed(seed)
+
+
+def make_batch(task, trials: list[Trial]) -> TrialBatch:
+    tok = task.loaded.tokenizer
+    return TrialBatch(
+        concept=torch.tensor([task.ds.concept_index(t.concept) for t in trials]),
+        anchor_ids=torch.tensor([single_token_id(tok, t.anchor) for t in trials]),
+        anchors=[t.anchor for t in trials],
+        generators=[trial_generator(t) for t in trials],
+    )
+
+
+def train_words(task, batch: TrialBatch, deltas: list[float], steps: int, lr: float,
+                log_every: int = 0, progress: bool = False) -> tuple[torch.Tensor, dict]:
+    """Train one word per row of `batch`; returns words [T, D] (fp32) and {"failed": {row: reason}, "log": [...]}.
+
+    A trial whose loss turns NaN/inf stops there (its row is frozen and reported); the others go on.
+    """
+    table = task.text.embedding.weight.detach()
+    anchors = table[batch.anchor_ids].float().clone()  # [T, D]
+    known = task.text.known_ids()
+    radii = torch.tensor([math.inf if math.isinf(d) else d * nearest_word_distance(table, known, int(a))
+                          for d, a in zip(deltas, batch.anchor_ids)])
+    words = torch.nn.Parameter(anchors.clone())
+    opt = torch.optim.Adam([words], lr=lr, **ADAM)
+    failed: dict[int, str] = {}
+    log = []
+    for module in _frozen_modules(task):
+        module.requires_grad_(False)
+    for step in tqdm(range(steps), disable=not progress, desc=task.name, mininterval=2):
+        losses = task.losses(words, batch)  # [T]
+        bad = ~torch.isfinite(losses.detach())
+        for row in torch.nonzero(bad).flatten().tolist():
+            failed.setdefault(row, f"loss became {float(losses[row])} at step {step}")
+        alive = torch.tensor([r not in failed for r in range(len(batch))])
+        opt.zero_grad(set_to_none=True)
+        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+        if words.grad is not None:
+            words.grad[~alive] = 0  # a failed trial's row stays where it was
+        frozen = words.detach()[~alive].clone()
+        opt.step()
+        with torch.no_grad():
+            words[~alive] = frozen
+            project(words.data, anchors, radii)
+        if log_every and (step % log_every == 0 or step == steps - 1):
+            log.append({"step": step, "loss": losses.detach().tolist(),
+                        "distance": (words.detach() - anchors).norm(dim=1).tolist()})
+    return words.detach(), {"failed": failed, "log": log, "radii": radii.tolist(),
+                            "final_loss": losses.detach().tolist()}
+
+
+def _frozen_modules(task) -> list[torch.nn.Module]:
+    m = task.loaded.model
+    if task.loaded.family == "sd":
+        return [m.text_encoder, m.unet, m.vae]
+    return [m]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Running trials into the result store
+# --------------------------------------------------------------------------------------------------------------
+
+ROLE = {"generation": "generation", "detection": "detection", "classification": "classification"}
+
+
+def validate(trials: list[Trial], models: dict) -> None:
+    """Fail before anything is written: unknown dataset/concept, anchors that are not one token, bad δ."""
+    from .datasets import load_dataset
+
+    for t in trials:
+        ds = load_dataset(t.dataset)
+        ds.concept_index(t.concept)
+        for loaded in models.values():
+            single_token_id(loaded.tokenizer, t.anchor)
+
+
+def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool = True,
+               models: dict | None = None, task_kwargs: dict | None = None) -> list:
+    """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs."""
+    from .datasets import load_dataset
+    from .profiles import get_spec, load_model
+
+    todo = [t for t in trials if not store.done(t)]
+    if not todo:
+        return [store.path(t) for t in trials]
+    models = models if models is not None else {}
+    for t in todo:
+        if (t.profile, t.task) not in models:
+            models[(t.profile, t.task)] = load_model(t.profile, ROLE[t.task], device=device)
+    validate(todo, models)
+    groups: dict[tuple, list[Trial]] = defaultdict(list)
+    for t in todo:
+        steps, lr = DEFAULTS[t.profile][t.task]
+        groups[(t.profile, t.task, t.dataset, t.steps or steps, t.lr or lr)].append(t)
+    for (profile, task_name, dataset, steps, lr), group in groups.items():
+        kwargs = dict(task_kwargs or {})
+        if task_name == "generation" and "scorer" not in kwargs:
+            kwargs["scorer"] = models.setdefault((profile, "scorer"), load_model(profile, "scorer", device=device))
+        task = make_task(task_name, models[(profile, task_name)], load_dataset(dataset), **kwargs)
+        batch = make_batch(task, group)
+        words, info = train_words(task, batch, [t.delta for t in group], steps, lr, progress=progress)
+        metrics = task.evaluate(words, batch)
+        spec = get_spec(profile, task_name)
+        for row, trial in enumerate(group):
+            meta = {"model_id": spec.source, "anchor_id": int(batch.anchor_ids[row]), "steps_run": steps, "lr_run": lr,
+                    "radius": info["radii"][row], "final_loss": info["final_loss"][row],
+                    "distance_to_anchor": float((words[row] - task.text.embedding.weight[batch.anchor_ids[row]]).norm())}
+            if row in info["failed"]:
+                store.write(trial, None, {**meta, "status": "failed", "reason": info["failed"][row]}, {})
+            else:
+                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row]})
+    return [store.path(t) for t in trials]

@@ -1,0 +1,1 @@
+"""The mini world's models: vocabulary, architectures, training data, training, compact checkpoints, evaluation."""

@@ -1,0 +1,86 @@
+"""Architectures of the four mini models: the paper's classes, small configs, MiniLM-seeded token tables.
+
+Each model has its own text encoder, trained separately, and its own random projection of the shared word
+meanings (see vocab.py), so whether a word transfers between them is a real question.
+
+Usage:
+    clf = build_mini("clip")        # Loaded(family="open_clip", ...) with an untrained, seeded model
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..loaders import Loaded
+from ..tokenizer import VOCAB_SIZE, clip_tokenizer
+from .vocab import init_token_table
+
+TEXT_WIDTH = 64
+CONTEXT = 32  # mini prompts are short; the paper models use 77 (SD, DFN) and 16 (OWL-v2)
+IMAGE_SIZE = {"sd": 32, "owl": 64, "clip": 64, "scorer": 32}
+SEEDS = {"clip": 11, "owl": 12, "sd": 13, "scorer": 14}  # one seed per model: its init and its projection
+
+
+def build_mini(name: str) -> Loaded:
+    torch.manual_seed(SEEDS[name])
+    loaded = {"clip": _clip, "scorer": _scorer, "owl": _owl, "sd": _sd}[name]()
+    with torch.no_grad():
+        loaded.token_embedding().weight.copy_(init_token_table(TEXT_WIDTH, SEEDS[name]))
+    loaded.meta["mini_name"] = name
+    return loaded
+
+
+def _text_config(layers: int, positions: int, **kw) -> dict:
+    return dict(vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH,
+                num_hidden_layers=layers, num_attention_heads=2, max_position_embeddings=positions, **kw)
+
+
+def _open_clip(image_size: int, vision_width: int, text_layers: int) -> Loaded:
+    import open_clip
+    from open_clip.transform import image_transform
+
+    cfg = {
+        "embed_dim": 64,
+        "quick_gelu": True,
+        # A ModifiedResNet vision tower (open_clip's RN50 design, tiny): on 2 CPU cores a conv net learns the
+        # world's shapes far faster than a ViT of the same cost. The text tower, where words are learned, is the
+        # same transformer as DFN CLIP's.
+        "vision_cfg": {"image_size": image_size, "layers": [1, 1, 1, 1], "width": vision_width, "head_width": 32},
+        "text_cfg": {"context_length": CONTEXT, "vocab_size": VOCAB_SIZE, "width": TEXT_WIDTH, "heads": 2,
+                     "layers": text_layers},
+    }
+    model = open_clip.CLIP(**cfg)
+    config = {"model_cfg": cfg, "preprocess_cfg": {"size": image_size, "mean": list(open_clip.OPENAI_DATASET_MEAN),
+                                                    "std": list(open_clip.OPENAI_DATASET_STD)}}
+    return Loaded("open_clip", model, clip_tokenizer(pad_token="!"), image_transform(image_size, False), "mini",
+                  meta={"open_clip_config": config})
+
+
+def _clip() -> Loaded:
+    return _open_clip(IMAGE_SIZE["clip"], vision_width=16, text_layers=3)
+
+
+def _scorer() -> Loaded:
+    # The scorer judges 32 px generations, so it sees 32 px; an open_clip CLIP of its own (other width, depth,
+    # seed and data), independent of mini-clip. The paper's scorer is a transformers CLIPModel: both families
+    # share one feature code path (vwlib.mini.evaluate.clip_features).
+    return _open_clip(IMAGE_SIZE["scorer"], vision_width=24, text_layers=2)
+
+
+def _owl() -> Loaded:
+    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+
+    config = Owlv2Config(
+        text_config=_text_config(3, 16),
+        vision_config=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+                           image_size=IMAGE_SIZE["owl"], patch_size=8),
+        projection_dim=64,
+    )
+    size = IMAGE_SIZE["owl"]
+    tokenizer = clip_tokenizer(pad_token="!", model_max_length=16)
+    processor = Owlv2Processor(Owlv2ImageProcessor(size={"height": size, "width": size}), tokenizer)
+    return Loaded("owl", Owlv2ForObjectDetection(config), tokenizer, processor, "mini")
+
+
+def _sd() -> Loaded:
+    raise NotImplementedError("mini-sd is built by vwlib.mini.train_sd")

@@ -1,0 +1,118 @@
+"""Training of the mini models (`vw mini train`). CPU-friendly: pre-rendered pools, no augmentation, fixed seeds.
+
+Usage:
+    from vwlib.mini.train import train
+    train("clip", out_dir, steps=2000)      # writes the checkpoint and loss_curve.json into out_dir
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import caption_pool
+from .models import CONTEXT, IMAGE_SIZE, SEEDS, build_mini
+
+CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+DEFAULT_STEPS = {"clip": 2500, "scorer": 2000, "owl": 3000, "sd": 6000}
+
+
+def to_clip_pixels(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, 3, S, S] -> CLIP-normalised float [B, 3, S, S]."""
+    return (images.float() / 255.0 - CLIP_MEAN) / CLIP_STD
+
+
+def tokenize(tokenizer, texts: list[str], length: int = CONTEXT, pad_id: int = 0) -> torch.Tensor:
+    """[N, length] CLIP ids, truncated (keeping the end-of-text token) and padded with `pad_id`."""
+    out = torch.full((len(texts), length), pad_id, dtype=torch.long)
+    for i, ids in enumerate(tokenizer(texts, add_special_tokens=True)["input_ids"]):
+        ids = ids[: length - 1] + [ids[-1]] if len(ids) > length else ids
+        out[i, : len(ids)] = torch.tensor(ids)
+    return out
+
+
+def _lr(step: int, steps: int, base: float, warmup: int = 100) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    # No decay on token/positional embeddings: decay would pull every known row toward zero.
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "embedding" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, same: torch.Tensor):
+    """Symmetric InfoNCE where every pair with an identical caption counts as a positive. img/txt [B, E] unit."""
+    logits = scale * img @ txt.t()
+    target = same / same.sum(1, keepdim=True)
+    return 0.5 * (-(target * logits.log_softmax(1)).sum(1).mean() - (target * logits.log_softmax(0)).sum(0).mean())
+
+
+def train_contrastive(name: str, steps: int, batch: int = 128, lr: float = 2e-3, pool_size: int = 30000,
+                      log_every: int = 50) -> tuple:
+    """Train mini-clip or mini-scorer (both open_clip CLIPs) contrastively on captioned world images."""
+    loaded = build_mini(name)
+    model = loaded.model.train()
+    pool = caption_pool(pool_size, IMAGE_SIZE[name], seed=SEEDS[name] * 1000)
+    ids = tokenize(loaded.tokenizer, pool.captions, pad_id=0)
+    caption_index = {c: i for i, c in enumerate(sorted(set(pool.captions)))}
+    cap = torch.tensor([caption_index[c] for c in pool.captions])
+    opt = torch.optim.AdamW(_param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    g = torch.Generator().manual_seed(SEEDS[name])
+    curve = []
+    for step in (bar := tqdm(range(steps), desc=f"mini-{name}", mininterval=5)):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, steps, lr)
+        idx = torch.randint(len(cap), (batch,), generator=g)
+        pixels, text = to_clip_pixels(pool.images[idx]), ids[idx]
+        img, txt, scale = model(pixels, text)[:3]  # open_clip: unit features and exp(logit_scale)
+        loss = multi_positive_clip_loss(img, txt, scale, (cap[idx, None] == cap[None, idx]).float())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():  # CLIP's clamp of the temperature
+            model.logit_scale.clamp_(0, math.log(100))
+        if step % log_every == 0 or step == steps - 1:
+            curve.append((step, float(loss)))
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+    loaded.model.eval()
+    return loaded, curve
+
+
+def train(name: str, out_dir: str | Path, steps: int | None = None, **kwargs) -> dict:
+    """Train one mini model from its seed and write its compact checkpoint and loss curve into `out_dir`."""
+    from .checkpoint import save_compact
+
+    steps = steps or DEFAULT_STEPS[name]
+    t0 = time.time()
+    if name in ("clip", "scorer"):
+        loaded, curve = train_contrastive(name, steps, **kwargs)
+    elif name == "owl":
+        from .train_owl import train_owl
+
+        loaded, curve = train_owl(steps, **kwargs)
+    elif name == "sd":
+        from .train_sd import train_sd
+
+        loaded, curve = train_sd(steps, **kwargs)
+    else:
+        raise ValueError(name)
+    seconds = time.time() - t0
+    out_dir = Path(out_dir)
+    save_compact(loaded, out_dir, seed=SEEDS[name])
+    info = {"model": name, "steps": steps, "wall_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+            "loss_curve": curve}
+    (out_dir / "training.json").write_text(json.dumps(info, indent=1))
+    return info

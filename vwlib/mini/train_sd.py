@@ -1,0 +1,159 @@
+"""mini-sd: a `StableDiffusionPipeline` (CLIPTextModel + UNet2DConditionModel + AutoencoderKL, v-prediction DDIM),
+trained here in two stages: the autoencoder on world images, then the UNet and text encoder on its latents.
+
+Like SD 2.1: v-prediction target (`scheduler.get_velocity`), text conditioning from the text encoder's last hidden
+state (77 positions, padded with "!"), classifier-free guidance learned by dropping 10% of captions. Small-model
+choices: a cosine noise schedule and min-SNR-5 loss weighting (both converge faster at this size).
+
+Usage:
+    loaded, curve = train_sd(steps=6000)
+    generation_accuracy(loaded, scorer, heldout("mini-objects"))   # scorer's 10-way vote on generations
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..datasets import ConceptDataset
+from ..loaders import Loaded
+from ..tokenizer import VOCAB_SIZE, clip_tokenizer
+from .data import caption_pool
+from .models import IMAGE_SIZE, SEEDS, TEXT_WIDTH
+from .train import _lr, _param_groups, tokenize
+from .vocab import init_token_table
+
+SIZE = IMAGE_SIZE["sd"]
+GEN_STEPS = 30  # DDIM steps for the mini world (the paper profile uses 50)
+GUIDANCE = 4.0  # classifier-free guidance of the mini world (the paper profile uses 7.5)
+
+
+def build_sd() -> Loaded:
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(SEEDS["sd"])
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=3,
+        num_attention_heads=2, max_position_embeddings=77, hidden_act="gelu", projection_dim=TEXT_WIDTH,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2))  # SD 2.1's text-encoder config quirks, kept
+    with torch.no_grad():
+        text_encoder.get_input_embeddings().weight.copy_(init_token_table(TEXT_WIDTH, SEEDS["sd"]))
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 64),
+                        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                        layers_per_block=1, norm_num_groups=8, sample_size=SIZE)
+    unet = UNet2DConditionModel(
+        sample_size=SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(48, 96),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=TEXT_WIDTH, attention_head_dim=(4, 8), use_linear_projection=True, norm_num_groups=16,
+    )
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=False,
+                              set_alpha_to_one=False, prediction_type="v_prediction", timestep_spacing="trailing")
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(pad_token="!"),
+                                   unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return Loaded("sd", pipe, pipe.tokenizer, None, "mini", meta={"mini_name": "sd"})
+
+
+def _to_unit(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 127.5 - 1.0  # uint8 -> [-1, 1], the VAE's range
+
+
+def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float = 2e-3) -> list:
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(SEEDS["sd"])
+    curve = []
+    for step in (bar := tqdm(range(steps), desc="mini-sd vae", mininterval=5)):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, steps, lr)
+        x = _to_unit(images[torch.randint(len(images), (batch,), generator=g)])
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=g)).sample
+        kl = posterior.kl().mean()
+        loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-6 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            curve.append((step, float(loss)))
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+    return curve
+
+
+def train_sd(steps: int, vae_steps: int = 800, batch: int = 48, lr: float = 1e-3, pool_size: int = 30000,
+             log_every: int = 50, single_share: float = 0.85):
+    loaded = build_sd()
+    pipe = loaded.model
+    pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share)
+    vae_curve = train_vae(pipe.vae, pool.images, vae_steps)
+    pipe.vae.eval().requires_grad_(False)
+    with torch.no_grad():  # encode the pool once: the latent mean of every image (no augmentation to redo)
+        means = torch.cat([pipe.vae.encode(_to_unit(pool.images[i:i + 512])).latent_dist.mean
+                           for i in range(0, len(pool.images), 512)])
+    scale = float(1.0 / means.std())
+    pipe.vae.register_to_config(scaling_factor=scale)
+    latents = means * scale
+    ids = tokenize(loaded.tokenizer, pool.captions, 77, pad_id=0)
+    empty = tokenize(loaded.tokenizer, [""], 77, pad_id=0)[0]
+    unet, text_encoder, scheduler = pipe.unet.train(), pipe.text_encoder.train(), pipe.scheduler
+    params = _param_groups(unet, 0.0) + _param_groups(text_encoder, 0.0)
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99))
+    g = torch.Generator().manual_seed(SEEDS["sd"] + 1)
+    alphas = scheduler.alphas_cumprod
+    snr = alphas / (1 - alphas)
+    curve = [("vae", s, v) for s, v in vae_curve]
+    for step in (bar := tqdm(range(steps), desc="mini-sd unet", mininterval=5)):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, steps, lr, warmup=200)
+        idx = torch.randint(len(latents), (batch,), generator=g)
+        x0, text = latents[idx], ids[idx].clone()
+        text[torch.rand(batch, generator=g) < 0.1] = empty  # caption dropout: the unconditional branch of CFG
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        noisy = scheduler.add_noise(x0, noise, t)
+        target = scheduler.get_velocity(x0, noise, t)  # v-prediction, as SD 2.1
+        cond = text_encoder(text)[0]
+        pred = unet(noisy, t, encoder_hidden_states=cond).sample
+        weight = torch.clamp(snr[t], max=5.0) / (snr[t] + 1)  # min-SNR-5 weighting for v-prediction
+        loss = (weight * F.mse_loss(pred, target, reduction="none").mean((1, 2, 3))).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        if step % log_every == 0 or step == steps - 1:
+            curve.append(("unet", step, float(loss)))
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+    unet.eval()
+    text_encoder.eval()
+    return loaded, curve
+
+
+@torch.no_grad()
+def generate(loaded, prompts: list[str], seed: int = 0, steps: int = GEN_STEPS, guidance: float = GUIDANCE,
+             batch: int = 50) -> list:
+    """PIL images generated by the pipeline from `prompts` (one each), deterministic given `seed`."""
+    pipe = loaded.model
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    out = []
+    for i in range(0, len(prompts), batch):
+        chunk = prompts[i:i + batch]
+        g = torch.Generator().manual_seed(seed + i)
+        out += pipe(chunk, num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
+                    generator=g).images
+    return out
+
+
+def generation_accuracy(loaded, scorer, ds: ConceptDataset, per_concept: int = 10, seed: int = 0) -> float:
+    """Generate `per_concept` images from each concept's name; share the scorer assigns to that concept."""
+    from .evaluate import PROMPT, clip_features
+
+    prompts = [PROMPT.format(ds.display_name(c)) for c in ds.concepts for _ in range(per_concept)]
+    labels = torch.arange(len(ds.concepts)).repeat_interleave(per_concept)
+    images = generate(loaded, prompts, seed=seed)
+    _, txt = clip_features(scorer, texts=[PROMPT.format(ds.display_name(c)) for c in ds.concepts])
+    img, _ = clip_features(scorer, images=images)
+    return float(((img @ txt.t()).argmax(1) == labels).float().mean())

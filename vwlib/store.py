@@ -1,0 +1,127 @@
+"""The result store: one directory per trial, written atomically, read back as one tidy table.
+
+    <root>/<trial key>/
+        config.json              the trial (profile, task, dataset, concept, anchor, δ, seed, steps, lr, ...)
+        embedding.safetensors    {"embedding": [num_vectors, D]} + metadata (model id, anchor word and id, δ, ...)
+        eval-<task>.json         metrics of the word evaluated by <task>'s model: in-domain when <task> is the
+                                 trial's own task, after transfer otherwise (written by later stages)
+
+A trial directory appears whole or not at all (written under a temporary name, then renamed), so an interrupted run
+leaves no torn trial, and a re-run skips every trial whose directory exists.
+
+Usage:
+    store = ResultStore("runs/mini")
+    store.done(trial)                                  # True once written
+    store.write(trial, vector, meta, {"classification": {...}})
+    store.table()                                      # pandas DataFrame, one row per (trial, evaluated_on)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import VWError
+from .trials import Trial
+
+
+def _dump(obj) -> str:
+    return json.dumps(obj, indent=1, allow_nan=False, default=str)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class ResultStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path(self, trial: Trial) -> Path:
+        return self.root / trial.key()
+
+    def done(self, trial: Trial) -> bool:
+        return (self.path(trial) / "config.json").is_file()
+
+    def write(self, trial: Trial, vector: torch.Tensor | None, meta: dict, evaluations: dict[str, dict]) -> Path:
+        """Write a finished trial (vector [num_vectors, D], or None for a failed one) as one atomic directory."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.path(trial)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.root))
+        try:
+            if vector is not None:
+                save_file({"embedding": vector.detach().float().cpu().contiguous()}, str(tmp / "embedding.safetensors"),
+                          metadata={k: str(v) for k, v in meta.items()})
+            for task, metrics in evaluations.items():
+                (tmp / f"eval-{task}.json").write_text(_dump(_clean(metrics)))
+            (tmp / "config.json").write_text(_dump(_clean({**trial.to_dict(), **meta})))  # last: marks a whole trial
+            try:
+                os.replace(tmp, final)  # atomic; fails if another process finished the same trial first
+            except OSError:
+                if not self.done(trial):
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def add_evaluation(self, trial: Trial, task: str, metrics: dict) -> None:
+        """Add (or replace) the metrics of this trial's word evaluated by `task` (e.g. after transfer)."""
+        atomic_write_text(self.path(trial) / f"eval-{task}.json", _dump(_clean(metrics)))
+
+    def load_vector(self, trial_dir: str | os.PathLike) -> torch.Tensor:
+        return load_embedding(Path(trial_dir) / "embedding.safetensors")
+
+    def trial_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if not p.name.startswith(".") and (p / "config.json").is_file())
+
+    def table(self):
+        """One row per (trial, evaluating task): the trial's config plus `evaluated_on` and its metrics."""
+        import pandas as pd
+
+        rows = []
+        for d in self.trial_dirs():
+            config = json.loads((d / "config.json").read_text())
+            evals = sorted(d.glob("eval-*.json"))
+            if not evals:
+                rows.append({**config, "evaluated_on": None, "trial_dir": str(d)})
+            for e in evals:
+                metrics = json.loads(e.read_text())
+                rows.append({**config, "evaluated_on": e.stem[len("eval-"):], **metrics, "trial_dir": str(d)})
+        return pd.DataFrame(rows)
+
+
+def _clean(metrics: dict) -> dict:
+    """JSON has no inf/nan: write them as strings."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            v = str(v)
+        out[k] = v
+    return out
+
+
+def load_embedding(path: str | os.PathLike, width: int | None = None) -> torch.Tensor:
+    """[num_vectors, D] from a trial's embedding.safetensors; a corrupt or wrong-width file is a VWError."""
+    path = Path(path)
+    if not path.is_file():
+        raise VWError(f"no embedding at {path}: train the trial first (vw train)")
+    try:
+        vector = load_file(str(path))["embedding"]
+    except Exception as e:  # safetensors raises several types for a damaged header or body
+        raise VWError(f"embedding file {path} is corrupt ({type(e).__name__}); delete its trial directory and re-run "
+                      f"vw train") from None
+    if width is not None and vector.shape[-1] != width:
+        raise VWError(f"embedding {path} is {vector.shape[-1]} wide but the model's tokens are {width}: it was "
+                      f"trained for another model; map it with vw transfer")
+    return vector

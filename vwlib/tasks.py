@@ -1,0 +1,235 @@
+"""The three tasks: what a new word is trained for, and how it is scored (SPEC §2, §6).
+
+Each task binds one model (a `Loaded`) to one dataset, caches its frozen image side once, and computes per-trial
+losses and metrics for a batch of trials, each batch row holding its own word:
+
+| task           | prompt                 | loss (per trial)                                               | metrics |
+|----------------|------------------------|----------------------------------------------------------------|---------|
+| generation     | "a photo of <tok>"     | textual inversion: MSE to the scheduler's target (v for SD 2.1) | accuracy: the scorer's 10-way vote on generations |
+| detection      | "<tok>" (bare query)   | signed cosine of query and region class embeddings: −pos, +neg  | mAP@[.5:.95], mAP@0.5 |
+| classification | "a photo of a <tok>"   | signed cosine to image features: −target concept, +others       | accuracy, false-positive rate |
+
+[decided] The signed cosines average positives and negatives separately (−mean(pos) + mean(neg)), so that 8
+target images are not outweighed by 72 others, nor one object's few proposals by the background's many.
+
+Usage:
+    task = make_task("classification", clf, dataset)
+    losses = task.losses(V, batch)          # V [T, D] fp32 words, batch: TrialBatch of T trials -> [T]
+    metrics = task.evaluate(V, batch)       # list of T dicts
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .datasets import ConceptDataset
+from .text import TextSide
+from .vision import clip_image_features, owl_image_side, owl_logits, sd_latents
+
+PROMPTS = {"generation": "a photo of {}", "detection": "{}", "classification": "a photo of a {}"}
+NAME_PROMPT = "a photo of a {}"  # class texts of the zero-shot classifiers (the scorer and DFN/mini-clip)
+
+
+@dataclass
+class TrialBatch:
+    """T trials trained together: row t substitutes its own word for its own anchor."""
+
+    concept: torch.Tensor  # [T] concept indices into the dataset
+    anchor_ids: torch.Tensor  # [T] token ids of the anchor words
+    anchors: list[str]  # [T] anchor words
+    generators: list[torch.Generator]  # [T] each trial's own randomness: batching never changes a trial
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def subset(self, rows: list[int]) -> "TrialBatch":
+        return TrialBatch(self.concept[rows], self.anchor_ids[rows], [self.anchors[i] for i in rows],
+                          [self.generators[i] for i in rows])
+
+
+class Task:
+    name = ""
+
+    def __init__(self, loaded, dataset: ConceptDataset):
+        self.loaded, self.ds, self.text = loaded, dataset, TextSide(loaded)
+        self.train_labels = torch.tensor([e.label for e in dataset.train])
+        self.val_labels = torch.tensor([e.label for e in dataset.val])
+
+    def prompt_ids(self, batch: TrialBatch) -> torch.Tensor:
+        return self.text.ids([PROMPTS[self.name].format(a) for a in batch.anchors])
+
+    def losses(self, vectors: torch.Tensor, batch: TrialBatch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self, vectors: torch.Tensor, batch: TrialBatch) -> list[dict]:
+        raise NotImplementedError
+
+
+def _signed_cosine(cos: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """−mean(cos over positives) + mean(cos over the rest), per row. cos, positive: [T, K] -> [T]."""
+    pos = positive.float()
+    neg = 1 - pos
+    return -(cos * pos).sum(1) / pos.sum(1).clamp(min=1) + (cos * neg).sum(1) / neg.sum(1).clamp(min=1)
+
+
+class ClassificationTask(Task):
+    name = "classification"
+
+    def __init__(self, loaded, dataset):
+        super().__init__(loaded, dataset)
+        self.train_feats = clip_image_features(loaded, [e.image for e in dataset.train])  # [N, E]
+        self._val_feats = None
+
+    def word_features(self, vectors, batch) -> torch.Tensor:
+        return F.normalize(self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors).float(), dim=-1)
+
+    def losses(self, vectors, batch):
+        cos = self.word_features(vectors, batch) @ self.train_feats.t()  # [T, N]
+        return _signed_cosine(cos, self.train_labels[None] == batch.concept[:, None])
+
+    @torch.no_grad()
+    def evaluate(self, vectors, batch):
+        if self._val_feats is None:
+            self._val_feats = clip_image_features(self.loaded, [e.image for e in self.ds.val])
+        names = self.text.encode(self.text.ids([NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts]))
+        names = F.normalize(names.float(), dim=-1)  # [C, E]
+        words = self.word_features(vectors, batch)  # [T, E]
+        name_sim = self._val_feats @ names.t()  # [M, C]
+        word_sim = self._val_feats @ words.t()  # [M, T]
+        out = []
+        for t in range(len(batch)):
+            c = int(batch.concept[t])
+            sim = name_sim.clone()
+            sim[:, c] = word_sim[:, t]  # the word replaces the target's name among the 10 class texts
+            chosen = sim.argmax(1) == c
+            target = self.val_labels == c
+            out.append({"accuracy": float(chosen[target].float().mean()),
+                        "false_positive_rate": float(chosen[~target].float().mean())})
+        return out
+
+
+class DetectionTask(Task):
+    name = "detection"
+    IOU_POSITIVE = 0.5  # [decided] proposals with IoU >= 0.5 to a box of the concept (else the best one) are positive
+
+    def __init__(self, loaded, dataset):
+        from torchvision.ops import box_iou
+
+        super().__init__(loaded, dataset)
+        side = owl_image_side(loaded, [e.image for e in dataset.train])
+        self.train_embeds = side["class_embeds"]  # [N, P, E]
+        positive = torch.zeros(self.train_embeds.shape[:2], dtype=torch.bool)
+        for i, e in enumerate(dataset.train):
+            iou = box_iou(side["boxes"][i], torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4)).max(1).values
+            positive[i] = iou >= self.IOU_POSITIVE
+            positive[i, iou.argmax()] = True
+        self.train_positive = positive
+        self._val_side = None
+
+    def query_features(self, vectors, batch) -> torch.Tensor:
+        return F.normalize(self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors).float(), dim=-1)
+
+    def losses(self, vectors, batch):
+        q = self.query_features(vectors, batch)  # [T, E]
+        rows = []
+        for t in range(len(batch)):
+            images = self.train_labels == batch.concept[t]  # the concept's own images
+            cos = self.train_embeds[images] @ q[t]  # [n, P]
+            rows.append(_signed_cosine(cos.reshape(1, -1), self.train_positive[images].reshape(1, -1))[0])
+        return torch.stack(rows)
+
+    @torch.no_grad()
+    def evaluate(self, vectors, batch):
+        from torchmetrics.detection import MeanAveragePrecision
+
+        if self._val_side is None:
+            self._val_side = owl_image_side(self.loaded, [e.image for e in self.ds.val])
+        scores = owl_logits(self._val_side, self.query_features(vectors, batch)).sigmoid()  # [M, P, T]
+        boxes = self._val_side["boxes"]
+        out = []
+        for t in range(len(batch)):
+            c = int(batch.concept[t])
+            metric = MeanAveragePrecision(iou_type="bbox", box_format="xyxy", backend="pycocotools")
+            preds = [{"boxes": boxes[i], "scores": scores[i, :, t], "labels": torch.zeros(len(boxes[i]), dtype=torch.long)}
+                     for i in range(len(self.ds.val))]
+            gts = [{"boxes": torch.tensor(e.boxes if e.label == c else [], dtype=torch.float).reshape(-1, 4),
+                    "labels": torch.zeros(len(e.boxes) if e.label == c else 0, dtype=torch.long)} for e in self.ds.val]
+            metric.update(preds, gts)
+            m = metric.compute()
+            out.append({"map": float(m["map"]), "map_50": float(m["map_50"])})
+        return out
+
+
+class GenerationTask(Task):
+    name = "generation"
+
+    def __init__(self, loaded, dataset, scorer=None, images_per_trial: int = 1, batch_per_trial: int = 8,
+                 num_inference_steps: int = 50, guidance_scale: float = 7.5):
+        super().__init__(loaded, dataset)
+        self.scorer = scorer
+        self.images_per_trial, self.batch_per_trial = images_per_trial, batch_per_trial
+        self.num_inference_steps, self.guidance_scale = num_inference_steps, guidance_scale
+        self.latent_mean, self.latent_std = sd_latents(loaded, [e.image for e in dataset.train])  # [N, C, h, w]
+        pipe = loaded.model
+        self.unet, self.scheduler = pipe.unet, pipe.scheduler
+
+    def losses(self, vectors, batch):
+        """Textual inversion: each trial draws `batch_per_trial` of its concept's images, timesteps and noise from
+        its own generator; the target is the scheduler's (velocity for v-prediction models, else the noise)."""
+        k = self.batch_per_trial
+        x0, t_all, noise = [], [], []
+        for t in range(len(batch)):
+            g = batch.generators[t]
+            pool = torch.nonzero(self.train_labels == batch.concept[t]).flatten()
+            pick = pool[torch.randint(len(pool), (k,), generator=g)]
+            eps = torch.randn(self.latent_mean[pick].shape, generator=g)
+            x0.append(self.latent_mean[pick] + self.latent_std[pick] * eps)
+            t_all.append(torch.randint(0, self.scheduler.config.num_train_timesteps, (k,), generator=g))
+            noise.append(torch.randn(self.latent_mean[pick].shape, generator=g))
+        x0, steps, noise = torch.cat(x0), torch.cat(t_all), torch.cat(noise)
+        noisy = self.scheduler.add_noise(x0, noise, steps)
+        target = (self.scheduler.get_velocity(x0, noise, steps)
+                  if self.scheduler.config.prediction_type == "v_prediction" else noise)
+        cond = self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors)  # [T, L, D]
+        pred = self.unet(noisy, steps, encoder_hidden_states=cond.repeat_interleave(k, 0)).sample
+        return F.mse_loss(pred.float(), target, reduction="none").mean((1, 2, 3)).view(len(batch), k).mean(1)
+
+    @torch.no_grad()
+    def generate(self, vectors, batch, seed: int = 0, layers: int | None = None) -> list[list]:
+        """`images_per_trial` PIL images per trial from its prompt with its word (optionally a truncated encoder)."""
+        pipe = self.loaded.model
+        ids = self.prompt_ids(batch)
+        cond = self.text.encode(ids, batch.anchor_ids, vectors, layers=layers)
+        uncond = self.text.encode(self.text.ids([""]), layers=layers).expand_as(cond)
+        size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        images = []
+        for t in range(len(batch)):
+            g = torch.Generator().manual_seed(seed + t)
+            out = pipe(prompt_embeds=cond[t:t + 1], negative_prompt_embeds=uncond[t:t + 1],
+                       num_images_per_prompt=self.images_per_trial, num_inference_steps=self.num_inference_steps,
+                       guidance_scale=self.guidance_scale, height=size, width=size, generator=g)
+            images.append(out.images)
+        return images
+
+    @torch.no_grad()
+    def evaluate(self, vectors, batch):
+        if self.scorer is None:
+            raise ValueError("generation accuracy needs a scorer model (the profile's 'scorer' role)")
+        images = self.generate(vectors, batch)
+        scorer_text = TextSide(self.scorer)
+        names = scorer_text.encode(scorer_text.ids([NAME_PROMPT.format(self.ds.display_name(c))
+                                                   for c in self.ds.concepts]))
+        names = F.normalize(names.float(), dim=-1)
+        out = []
+        for t, imgs in enumerate(images):
+            votes = (clip_image_features(self.scorer, imgs) @ names.t()).argmax(1)
+            out.append({"accuracy": float((votes == batch.concept[t]).float().mean())})
+        return out
+
+
+def make_task(name: str, loaded, dataset: ConceptDataset, **kwargs) -> Task:
+    return {"generation": GenerationTask, "detection": DetectionTask, "classification": ClassificationTask}[name](
+        loaded, dataset, **kwargs)

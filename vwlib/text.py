@@ -1,0 +1,110 @@
+"""One view of the text encoder of every model family: tokenize a prompt, encode it (optionally with a new word
+substituted for the anchor and/or only the first N blocks), and read the token table.
+
+| family      | encoder                              | blocks                         | output used by the task            |
+|-------------|--------------------------------------|--------------------------------|------------------------------------|
+| `sd`        | `CLIPTextModel` (pipe.text_encoder)  | `encoder.layers`               | last hidden state [B, 77, D] (UNet conditioning) |
+| `owl`       | `Owlv2TextModel` (+ text_projection) | `encoder.layers`               | pooled, projected query [B, E]     |
+| `open_clip` | `CLIP.encode_text`                   | `transformer.resblocks`        | pooled, projected feature [B, E]   |
+| `hf_clip`   | `CLIPModel.get_text_features`        | `text_model.encoder.layers`    | pooled, projected feature [B, E]   |
+
+Usage:
+    text = TextSide(loaded)
+    ids = text.ids(["a photo of a star"] * 4)                         # [4, L]
+    out = text.encode(ids, anchor_ids=torch.full((4,), 1565), vectors=V, layers=2)   # V [4, D]
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+
+import torch
+
+from .errors import VWError
+from .hooks import substitute_token, truncate_blocks
+from .tokenizer import EOS_ID, VOCAB_SIZE
+
+
+class TextSide:
+    def __init__(self, loaded):
+        self.loaded = loaded
+        self.family = loaded.family
+        m = loaded.model
+        if self.family == "sd":
+            self.module, self.max_tokens, self.pad_id = m.text_encoder, m.tokenizer.model_max_length, 0
+            self.block_owner = m.text_encoder.encoder
+        elif self.family == "owl":
+            self.module, self.max_tokens, self.pad_id = m.owlv2.text_model, 16, 0  # OWL-v2: at most 16 tokens
+            self.block_owner = m.owlv2.text_model.encoder
+        elif self.family == "open_clip":
+            self.module, self.max_tokens, self.pad_id = m, m.context_length, 0
+            self.block_owner = m.transformer
+        elif self.family == "hf_clip":
+            self.module, self.pad_id = m.text_model, EOS_ID
+            self.max_tokens = m.config.text_config.max_position_embeddings
+            self.block_owner = m.text_model.encoder
+        else:
+            raise ValueError(f"unknown family {self.family!r}")
+        self.block_attr = "resblocks" if self.family == "open_clip" else "layers"
+
+    # -- tokens ---------------------------------------------------------------------------------------------------
+    @property
+    def embedding(self) -> torch.nn.Embedding:
+        return self.loaded.token_embedding()
+
+    @property
+    def num_layers(self) -> int:
+        return len(getattr(self.block_owner, self.block_attr))
+
+    @property
+    def width(self) -> int:
+        return self.embedding.weight.shape[1]
+
+    def ids(self, prompts: list[str]) -> torch.Tensor:
+        """[B, max_tokens] ids: <start> prompt <end>, padded with the family's pad id. Too long: VWError."""
+        rows = self.loaded.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+        out = torch.full((len(rows), self.max_tokens), self.pad_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            if len(r) > self.max_tokens:
+                raise VWError(f"prompt {prompts[i]!r} is {len(r)} tokens; the {self.family} text encoder takes at "
+                              f"most {self.max_tokens} (OWL-v2 queries: 16): shorten it")
+            out[i, : len(r)] = torch.tensor(r)
+        return out.to(self.embedding.weight.device)
+
+    # -- encoding ------------------------------------------------------------------------------------------------
+    @contextmanager
+    def patched(self, anchor_ids: torch.Tensor | None = None, vectors: torch.Tensor | None = None,
+                layers: int | None = None):
+        """Within: the encoder sees `vectors[b]` in place of `anchor_ids[b]`, and runs only its first `layers` blocks."""
+        with ExitStack() as stack:
+            if vectors is not None:
+                stack.enter_context(substitute_token(self.embedding, anchor_ids, vectors))
+            if layers is not None:
+                stack.enter_context(truncate_blocks(self.block_owner, self.block_attr, layers))
+            yield
+
+    def encode(self, ids: torch.Tensor, anchor_ids=None, vectors=None, layers: int | None = None) -> torch.Tensor:
+        """The text output the task uses (see the table above); gradients flow into `vectors`."""
+        with self.patched(anchor_ids, vectors, layers):
+            return self._forward(ids)
+
+    def _forward(self, ids: torch.Tensor) -> torch.Tensor:
+        m = self.loaded.model
+        if self.family == "sd":
+            return m.text_encoder(ids)[0]  # [B, L, D] after the final layer norm, as the pipeline uses it
+        if self.family == "open_clip":
+            return m.encode_text(ids)
+        mask = (ids != self.pad_id).long()
+        mask[torch.arange(len(ids)), (ids == EOS_ID).int().argmax(1)] = 1
+        if self.family == "owl":
+            out = m.owlv2.get_text_features(input_ids=ids, attention_mask=mask)
+        else:
+            out = m.get_text_features(input_ids=ids, attention_mask=mask)
+        return getattr(out, "pooler_output", out)
+
+    def known_ids(self) -> torch.Tensor:
+        """Token ids of the vocabulary rows this model knows (shared-vocabulary rows: δ's d_nn, transfer fits)."""
+        ids = self.loaded.meta.get("known_ids")
+        if ids is not None:
+            return ids
+        return torch.arange(VOCAB_SIZE - 2)  # real models: every row but <start>/<end> (no added tokens here)

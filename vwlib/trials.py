@@ -1,0 +1,68 @@
+"""A trial: one new word for one (profile, task model, dataset, concept, anchor word, δ, seed).
+
+Usage:
+    t = Trial("mini", "classification", "mini-objects", "star", "heart", delta=0.5)
+    t.key()          # "mini-classification-mini-objects-star-heart-d0.5-s0-3f2a9c1e"  (stable, filesystem-safe)
+    expand(...)      # the grid of trials, validated
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+
+from .errors import VWError
+
+TASKS = ("generation", "detection", "classification")
+
+
+def parse_delta(value) -> float:
+    """A δ from the command line or a config: a positive number, or inf / none for the unconstrained runs."""
+    if isinstance(value, str) and value.lower() in ("inf", "infinity", "none", "unconstrained", "∞"):
+        return math.inf
+    try:
+        delta = float(value)
+    except (TypeError, ValueError):
+        raise VWError(f"δ must be a positive number or 'inf', got {value!r}") from None
+    if not delta > 0:
+        raise VWError(f"δ must be > 0 (it scales the distance to the anchor's nearest word), got {value!r}; "
+                      f"use inf for unconstrained")
+    return delta
+
+
+@dataclass(frozen=True)
+class Trial:
+    profile: str
+    task: str
+    dataset: str
+    concept: str
+    anchor: str
+    delta: float = math.inf
+    seed: int = 0
+    steps: int = 0  # 0: the profile's default for the task
+    lr: float = 0.0  # 0: the profile's default for the task
+    num_vectors: int = 1
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise VWError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        object.__setattr__(self, "delta", parse_delta(self.delta))
+        if self.num_vectors != 1:
+            raise VWError("num_vectors > 1 is not supported yet: the paper's experiments train one vector per word")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["delta"] = "inf" if math.isinf(self.delta) else self.delta
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Trial":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def key(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        delta = "inf" if math.isinf(self.delta) else f"{self.delta:g}"
+        return f"{self.profile}-{self.task}-{self.dataset}-{self.concept}-{self.anchor}-d{delta}-s{self.seed}-{digest}"
