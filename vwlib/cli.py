@@ -3,6 +3,9 @@
 Usage:
     vw models [--profile mini] [--load]     # the profiles, their models, and whether each is on this machine
     vw tokens strawberry "scuba diver"      # CLIP BPE ids of words; is each a single token?
+    vw train --task classification --dataset mini-objects --anchors all --deltas 0.5 inf
+    vw results --csv results.csv            # every trial of a result store, one row per evaluation
+    vw export-diffusers runs/mini/<trial> out/ --token "<star>"   # for StableDiffusionPipeline.load_textual_inversion
     vw mini train --model clip              # rebuild a mini checkpoint from its seed
     vw mini eval --json                     # the mini models' quality bars, on fresh held-out images
     vw notebooks [--profile mini]           # run all notebooks headlessly (what `make figures` does)
@@ -84,6 +87,104 @@ def _cmd_mini(args) -> int:
     return 0
 
 
+def _trials_from_args(args) -> list:
+    import itertools
+
+    from .datasets import load_dataset
+    from .trials import Trial, parse_delta
+
+    ds = load_dataset(args.dataset)
+    concepts = args.concepts or ds.concepts
+    for c in concepts:
+        ds.concept_index(c)
+    deltas = [parse_delta(d) for d in args.deltas]
+    trials = []
+    for task, concept, delta, seed in itertools.product(args.task, concepts, deltas, args.seeds):
+        if args.anchors == ["own"]:
+            anchors = [ds.anchors[ds.concept_index(concept)]]
+        elif args.anchors == ["all"]:
+            anchors = ds.anchors
+        else:
+            anchors = args.anchors
+        for anchor in anchors:
+            trials.append(Trial(args.profile, task, args.dataset, concept, anchor, delta, seed, args.steps or 0,
+                                args.lr or 0.0))
+    return trials
+
+
+def _cmd_train(args) -> int:
+    from .engine import run_trials
+    from .store import ResultStore
+
+    trials = _trials_from_args(args)
+    store = ResultStore(args.out)
+    todo = sum(not store.done(t) for t in trials)
+    print(f"{len(trials)} trials ({len(trials) - todo} already done) -> {args.out}")
+    run_trials(trials, store, device=args.device, progress=True)
+    table = store.table()
+    if len(table):
+        keys = {t.key() for t in trials}
+        table = table[table["trial_dir"].map(lambda d: d.rsplit("/", 1)[-1] in keys)]
+        cols = [c for c in ("task", "concept", "anchor", "delta", "status", "accuracy", "map_50", "map") if c in table]
+        print(table[cols].to_string(index=False))
+    return 0
+
+
+def _cmd_results(args) -> int:
+    from .store import ResultStore
+
+    table = ResultStore(args.out).table()
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        print(f"{len(table)} rows -> {args.csv}")
+    else:
+        print(table.to_string(index=False) if len(table) else "no trials yet")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .export import export_textual_inversion
+
+    path = export_textual_inversion(args.trial_dir, args.out_dir, args.token)
+    print(f"wrote {path}; load it with pipe.load_textual_inversion({str(path)!r}, token={args.token!r})")
+    return 0
+
+
+def _profile_models(profile: str, device: str = "cpu") -> dict:
+    from .profiles import load_model
+
+    return {role: load_model(profile, role, device=device) for role in ("generation", "detection", "classification",
+                                                                         "scorer")}
+
+
+def _cmd_transfer(args) -> int:
+    from .transfer import TransferMap, evaluate_transfers, fit_all
+
+    models = _profile_models(args.profile, args.device)
+    if args.action == "fit":
+        maps = fit_all(args.profile, models, args.method, out_dir=args.maps)
+        for (src, dst), tmap in maps.items():
+            q = tmap.quality
+            print(f"{src:>14} -> {dst:<14} {tmap.method}: R² {q['r2']:.3f}, mean cosine {q['mean_cosine']:.3f} "
+                  f"({q['n_fit']} words fitted, {q['n_test']} held out)")
+        return 0
+    from pathlib import Path
+
+    from .store import ResultStore
+
+    paths = sorted(Path(args.maps).glob(f"{args.profile}-*-{args.method}.safetensors"))
+    if not paths:
+        raise VWError(f"no {args.method} maps for {args.profile} in {args.maps}; fit them first: "
+                      f"vw transfer fit --profile {args.profile} --method {args.method} --maps {args.maps}")
+    maps = {}
+    for p in paths:
+        tmap = TransferMap.load(p)
+        maps[(tmap.source.split("/")[1], tmap.target.split("/")[1])] = tmap
+    n = evaluate_transfers(ResultStore(args.out), maps, models, profile=args.profile)
+    print(f"{n} transferred evaluations written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vw", description="vwlib: learn words for visual concepts and test whether "
                                 "they transfer between generation, detection and classification models.")
@@ -108,6 +209,41 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="eval: print one JSON object")
     s.add_argument("--per-concept", type=int, default=20, help="eval: held-out images per concept")
     s.set_defaults(func=_cmd_mini)
+
+    s = sub.add_parser("train", help="train new words (a grid of trials) into a result store")
+    s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])
+    s.add_argument("--task", nargs="+", default=["classification"], choices=["generation", "detection", "classification"])
+    s.add_argument("--dataset", default="mini-objects")
+    s.add_argument("--concepts", nargs="*", help="default: all 10 of the dataset")
+    s.add_argument("--anchors", nargs="*", default=["own"],
+                   help="anchor words; 'own' (default): each concept's own anchor; 'all': the dataset's 10")
+    s.add_argument("--deltas", nargs="+", default=["inf"], help="δ values; inf = unconstrained")
+    s.add_argument("--seeds", nargs="+", type=int, default=[0])
+    s.add_argument("--steps", type=int, help="optimizer steps (default: the profile's)")
+    s.add_argument("--lr", type=float, help="Adam learning rate (default: the profile's)")
+    s.add_argument("--out", default="runs/mini", help="the result store (one directory per trial)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("results", help="one tidy table of every trial in a result store")
+    s.add_argument("--out", default="runs/mini", help="the result store")
+    s.add_argument("--csv", help="write the table to this CSV file")
+    s.set_defaults(func=_cmd_results)
+
+    s = sub.add_parser("export-diffusers", help="write a trained word as a diffusers textual-inversion file")
+    s.add_argument("trial_dir")
+    s.add_argument("out_dir")
+    s.add_argument("--token", required=True, help='the placeholder token, e.g. "<sombrero>"')
+    s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("transfer", help="fit transfer maps between a profile's models, or evaluate transferred words")
+    s.add_argument("action", choices=["fit", "eval"])
+    s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])
+    s.add_argument("--method", default="lstsq", choices=["lstsq", "ridge", "procrustes", "mlp"])
+    s.add_argument("--maps", default="runs/maps", help="folder of fitted maps")
+    s.add_argument("--out", default="runs/mini", help="eval: the result store whose words are transferred")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_cmd_transfer)
 
     s = sub.add_parser("notebooks", help="run every notebook headlessly with papermill, writing figures/")
     s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])

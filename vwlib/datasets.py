@@ -90,8 +90,10 @@ def mini_scene(dataset: str, concept_index: int, rng: np.random.Generator) -> tu
         _, attributes = list(INSTANCES.values())[concept_index]
         return sample_single(rng, **attributes), 0
     if dataset == "mini-scenes":
-        scene = sample_scene(rng, n_objects=(2, 4), first={"shape": SHAPES[concept_index], "size": "large"})
-        return scene, scene.largest()
+        while True:  # the concept must be the largest box: images are labelled by it, as COCO/VOC ones in the paper
+            scene = sample_scene(rng, n_objects=(2, 4), first={"shape": SHAPES[concept_index], "size": "large"})
+            if scene.largest() == 0:
+                return scene, 0
     raise VWError(f"unknown dataset {dataset!r}; choose one of {', '.join(MINI_DATASETS)}")
 
 

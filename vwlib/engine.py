@@ -132,6 +132,7 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
     """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs."""
     from .datasets import load_dataset
     from .profiles import get_spec, load_model
+    from .transfer import nearest_words
 
     todo = [t for t in trials if not store.done(t)]
     if not todo:
@@ -153,6 +154,7 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
         batch = make_batch(task, group)
         words, info = train_words(task, batch, [t.delta for t in group], steps, lr, progress=progress)
         metrics = task.evaluate(words, batch)
+        nearest = nearest_words(task.text, words, k=1)  # the word each new word is closest to, in its own model
         spec = get_spec(profile, task_name)
         for row, trial in enumerate(group):
             meta = {"model_id": spec.source, "anchor_id": int(batch.anchor_ids[row]), "steps_run": steps, "lr_run": lr,
@@ -161,5 +163,6 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
             if row in info["failed"]:
                 store.write(trial, None, {**meta, "status": "failed", "reason": info["failed"][row]}, {})
             else:
-                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row]})
+                readout = {"nearest_word": nearest[row][0][0], "nearest_is_anchor": nearest[row][0][0] == trial.anchor}
+                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row] | readout})
     return [store.path(t) for t in trials]

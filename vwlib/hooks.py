@@ -52,3 +52,19 @@ def truncate_blocks(owner: torch.nn.Module, attr: str, n: int):
         yield
     finally:
         setattr(owner, attr, blocks)
+
+
+@contextmanager
+def capture_block_outputs(owner: torch.nn.Module, attr: str):
+    """Collect the output of every block of `owner.<attr>` during one forward pass: yields a list, block order."""
+    outputs: list[torch.Tensor] = []
+
+    def hook(module, inputs, output):
+        outputs.append(output[0] if isinstance(output, tuple) else output)
+
+    handles = [block.register_forward_hook(hook) for block in getattr(owner, attr)]
+    try:
+        yield outputs
+    finally:
+        for h in handles:
+            h.remove()

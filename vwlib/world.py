@@ -161,8 +161,10 @@ def sample_scene(rng: np.random.Generator, n_objects: tuple[int, int] = (1, 4), 
                  int(rng.integers(1 << 30)))
 
 
-def _separated(a: ObjectSpec, b: ObjectSpec) -> bool:
-    return max(abs(a.cx - b.cx), abs(a.cy - b.cy)) > (a.extent + b.extent) / 2 + 0.01
+def _separated(a: ObjectSpec, b: ObjectSpec, gap: float = 0.02) -> bool:
+    """True when the drawn boxes (rotation included) are at least `gap` of the image side apart."""
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.box(1), b.box(1)
+    return ax1 + gap <= bx0 or bx1 + gap <= ax0 or ay1 + gap <= by0 or by1 + gap <= ay0
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,80 @@
+"""Transfer maps and layer probes on tiny models of the paper's classes."""
+
+import math
+
+import pytest
+import torch
+
+from vwlib import build_tiny
+from vwlib.engine import run_trials
+from vwlib.probes import pooled_activations
+from vwlib.store import ResultStore
+from vwlib.text import TextSide
+from vwlib.transfer import evaluate_transfers, fit_all, fit_transfer, nearest_words
+from vwlib.trials import Trial
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {"generation": build_tiny("sd"), "detection": build_tiny("owl"), "classification": build_tiny("open_clip"),
+            "scorer": build_tiny("hf_clip")}
+
+
+@pytest.mark.parametrize("family", ["sd", "owl", "open_clip", "hf_clip"])
+def test_last_layer_activation_is_the_models_own_pooled_output(family):
+    loaded = build_tiny(family)
+    text = TextSide(loaded)
+    ids = text.ids(["a photo of a star", "a red circle"])
+    acts = pooled_activations(text, ids)
+    assert sorted(acts) == list(range(1, text.num_layers + 1))
+    last = acts[text.num_layers]
+    m = loaded.model
+    with torch.no_grad():
+        if family == "open_clip":
+            own = m.encode_text(ids)
+            assert torch.allclose(last @ m.text_projection, own, atol=1e-5)
+        elif family == "sd":
+            own = m.text_encoder(ids)[0]
+            eos = (ids == 49407).int().argmax(1)
+            assert torch.allclose(last, own[torch.arange(2), eos], atol=1e-5)
+        else:
+            module = m.owlv2.text_model if family == "owl" else m.text_model
+            own = module(input_ids=ids).pooler_output
+            assert torch.allclose(last, own, atol=1e-5)
+    assert not torch.allclose(acts[1], last)
+
+
+def test_fit_all_six_maps_with_quality(models, tmp_path):
+    maps = fit_all("tiny", models, "lstsq", out_dir=tmp_path)
+    assert len(maps) == 6 and len(list(tmp_path.glob("*.safetensors"))) == 6
+    for (src, dst), tmap in maps.items():
+        assert tmap.weight.shape == (32, 32) and tmap.weight.dtype == torch.float64
+        assert set(tmap.quality) >= {"r2", "mean_cosine", "n_fit", "n_test"}
+        assert tmap.quality["n_fit"] > 40000  # the shared vocabulary: every row but the specials
+
+
+def test_mlp_map_fits_at_least_as_well_as_lstsq_on_training_rows():
+    a, b = TextSide(build_tiny("open_clip", seed=1)), TextSide(build_tiny("owl", seed=2))
+    tmap = fit_transfer(a, b, "mlp", mlp_steps=20)
+    assert tmap.mlp is not None and math.isfinite(tmap.quality["r2"])
+
+
+def test_transferred_words_are_scored_by_the_target_evaluators(models, tmp_path):
+    store = ResultStore(tmp_path / "runs")
+    trials = [Trial("tiny", "classification", "mini-objects", "star", "star", math.inf, steps=2),
+              Trial("tiny", "detection", "mini-objects", "ring", "heart", 0.5, steps=2)]
+    run_trials(trials, store, progress=False, models={("tiny", t.task): models[t.task] for t in trials})
+    maps = fit_all("tiny", models, "lstsq")
+    n = evaluate_transfers(store, maps, models, task_kwargs={"generation": {"num_inference_steps": 1}})
+    assert n == 4
+    table = store.table()
+    assert len(table) == 6  # 2 words x 3 evaluating models: the in-domain cell and two transfers each
+    cross = table[table["evaluated_on"] != table["task"]]
+    assert set(cross["transfer_method"]) == {"lstsq"} and cross["nearest_word"].notna().all()
+    assert evaluate_transfers(store, maps, models) == 0  # idempotent
+
+
+def test_nearest_words_of_an_anchor_row_is_the_anchor():
+    text = TextSide(build_tiny("open_clip"))
+    row = text.embedding.weight[1565][None].detach()  # "star"
+    assert nearest_words(text, row, k=3)[0][0] == ("star", 0.0)

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from vwlib import VWError
+from vwlib.probes import evenly_spaced_layers, knn_purity, project_2d
+from vwlib.transfer import TransferMap, fit_linear, map_quality
+
+
+def test_lstsq_recovers_a_known_linear_map():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(16, 24, generator=g, dtype=torch.float64)
+    Y = torch.randn(500, 16, generator=g, dtype=torch.float64)
+    assert torch.allclose(fit_linear(Y, Y @ W, "lstsq"), W, atol=1e-8)
+    assert torch.allclose(fit_linear(Y, Y @ W, "ridge", ridge=1e-9), W, atol=1e-5)
+
+
+def test_procrustes_is_a_scaled_orthogonal_map():
+    g = torch.Generator().manual_seed(1)
+    Q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
+    Y = torch.randn(400, 16, generator=g, dtype=torch.float64)
+    W = fit_linear(Y, 3.0 * Y @ Q, "procrustes")
+    assert torch.allclose(W, 3.0 * Q, atol=1e-8)
+    unit = W / 3.0
+    assert torch.allclose(unit.T @ unit, torch.eye(16, dtype=torch.float64), atol=1e-8)
+    wide = fit_linear(Y, torch.randn(400, 24, generator=g, dtype=torch.float64), "procrustes")
+    rows = wide / torch.linalg.norm(wide, 2)
+    assert torch.allclose(rows @ rows.T, torch.eye(16, dtype=torch.float64), atol=1e-8)  # orthonormal rows
+
+
+def test_map_quality_and_save_load(tmp_path):
+    g = torch.Generator().manual_seed(2)
+    W = torch.randn(8, 8, generator=g, dtype=torch.float64)
+    Y = torch.randn(200, 8, generator=g, dtype=torch.float64)
+    tmap = TransferMap("a", "b", "lstsq", W)
+    assert map_quality(tmap, Y, Y @ W)["r2"] == pytest.approx(1.0)
+    assert map_quality(tmap, Y, torch.randn(200, 8, generator=g, dtype=torch.float64))["r2"] < 0
+    tmap.quality = {"r2": 0.5}
+    back = TransferMap.load(tmap.save(tmp_path / "m.safetensors"))
+    assert torch.equal(back.weight, W) and back.quality == {"r2": 0.5} and back.source == "a"
+
+
+def test_unknown_method():
+    with pytest.raises(VWError, match="unknown transfer method 'magic'"):
+        fit_linear(torch.zeros(3, 2), torch.zeros(3, 2), "magic")
+
+
+def test_knn_purity_on_separable_and_shuffled_clusters():
+    g = torch.Generator().manual_seed(3)
+    labels = torch.arange(10).repeat_interleave(10)
+    x = torch.randn(100, 8, generator=g) * 0.05 + torch.randn(10, 8, generator=g).repeat_interleave(10, 0) * 5
+    assert knn_purity(x, labels, k=5) == 1.0
+    shuffled = labels[torch.randperm(100, generator=g)]
+    assert knn_purity(x, shuffled, k=5) < 0.25  # chance is ~0.09
+
+
+def test_evenly_spaced_layers_match_the_paper():
+    assert evenly_spaced_layers(23) == [1, 8, 16, 23]
+    assert evenly_spaced_layers(12) == [1, 4, 8, 12]
+    assert evenly_spaced_layers(3) == [1, 2, 3]
+
+
+def test_projection_is_seeded():
+    x = torch.randn(30, 6, generator=torch.Generator().manual_seed(4)).numpy()
+    a, b = project_2d(x, "tsne", perplexity=5, seed=0), project_2d(x, "tsne", perplexity=5, seed=0)
+    assert a.shape == (30, 2) and (a == b).all()
