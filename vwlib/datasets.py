@@ -119,7 +119,7 @@ def _concept_boxes(dataset: str, scene: Scene, label: int) -> list[list[float]]:
 @functools.lru_cache(maxsize=8)
 def load_mini_dataset(name: str, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
     if name not in MINI_DATASETS:
-        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join(MINI_DATASETS)}")
+        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}")
     if name == "mini-instances":
         concepts, anchors = list(INSTANCES), [a for a, _ in INSTANCES.values()]
     else:
@@ -131,5 +131,123 @@ def load_mini_dataset(name: str, n_train: int = 8, n_val: int = 10, seed: int = 
 
 
 def load_dataset(name: str, **kwargs) -> ConceptDataset:
-    """A dataset by name (the mini datasets; the paper's loaders come with the engine)."""
+    """A dataset by name: the mini datasets (generated), or the paper's four from local copies."""
+    if name in PAPER_DATASETS:
+        return load_paper_dataset(name, **kwargs)
     return load_mini_dataset(name, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The paper's four datasets, from local copies (no machine here downloads them)
+# --------------------------------------------------------------------------------------------------------------
+
+PAPER_DATASETS = {  # SPEC §4: 10 concepts and 10 index-aligned anchors each
+    "imagenet": (["strawberry", "harp", "sturgeon", "gorilla", "throne", "pelican", "honeycomb", "barrel", "sombrero",
+                  "scuba diver"],
+                 ["strawberry", "harp", "sturgeon", "gorilla", "throne", "pelican", "honeycomb", "barrel", "hat",
+                  "scuba"]),
+    "dreambooth": (["cat2", "vase", "duck_toy", "candle", "colorful_sneaker", "backpack_dog", "grey_sloth_plushie",
+                    "fancy_boot", "clock", "pink_sunglasses"],
+                   ["cat", "vase", "duck", "candle", "sneaker", "backpack", "plush", "boot", "clock", "sunglasses"]),
+    "coco": (["laptop", "scissors", "donut", "bear", "cup", "dog", "bottle", "umbrella", "cat", "remote"],) * 2,
+    "pascal": (["airplane", "bicycle", "bird", "boat", "person", "train", "car", "cat", "horse", "cow"],) * 2,
+}
+DATA_ENV = "VWLIB_DATA_DIR"  # holds imagenet/, dreambooth/, coco/, pascal/
+_LAYOUT = {
+    "imagenet": "imagenet/<concept>/*.JPEG with VOC-style <image>.xml box files beside them",
+    "dreambooth": "dreambooth/<subject>/*.jpg (+ optional boxes.json: {subject: {file: [[x0, y0, x1, y1], ...]}})",
+    "coco": "coco/annotations/instances_val2017.json and coco/val2017/*.jpg",
+    "pascal": "pascal/Annotations/*.xml and pascal/JPEGImages/*.jpg (VOC2012 layout)",
+}
+_VOC_NAMES = {"airplane": "aeroplane", "bicycle": "bicycle", "bird": "bird", "boat": "boat", "person": "person",
+              "train": "train", "car": "car", "cat": "cat", "horse": "horse", "cow": "cow"}
+
+
+def _voc_boxes(xml_path) -> list[tuple[str, list[float]]]:
+    import xml.etree.ElementTree as ET
+
+    out = []
+    for obj in ET.parse(xml_path).getroot().iter("object"):
+        bb = obj.find("bndbox")
+        out.append((obj.findtext("name"), [float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]))
+    return out
+
+
+def _area(box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _paper_items(name: str, root) -> list[tuple[str, int, list[list[float]]]]:
+    """(image path, concept index, boxes of the concept) for every usable image of a paper dataset under `root`."""
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    concepts = PAPER_DATASETS[name][0]
+    items = []
+    if name == "imagenet":
+        for c, concept in enumerate(concepts):
+            for img in sorted((root / concept).glob("*.JPEG")) + sorted((root / concept).glob("*.jpg")):
+                xml = img.with_suffix(".xml")
+                boxes = [b for _, b in _voc_boxes(xml)] if xml.is_file() else []
+                items.append((str(img), c, boxes))
+    elif name == "dreambooth":
+        boxes_file = root / "boxes.json"
+        known = json.loads(boxes_file.read_text()) if boxes_file.is_file() else {}
+        for c, concept in enumerate(concepts):
+            for img in sorted((root / concept).glob("*.jpg")) + sorted((root / concept).glob("*.png")):
+                items.append((str(img), c, known.get(concept, {}).get(img.name, [])))
+    elif name == "coco":
+        ann = json.loads((root / "annotations" / "instances_val2017.json").read_text())
+        cat_name = {c["id"]: c["name"] for c in ann["categories"]}
+        files = {im["id"]: im["file_name"] for im in ann["images"]}
+        per_image: dict[int, list] = {}
+        for a in ann["annotations"]:
+            x, y, w, h = a["bbox"]
+            per_image.setdefault(a["image_id"], []).append((cat_name[a["category_id"]], [x, y, x + w, y + h]))
+        for image_id, objs in sorted(per_image.items()):
+            label = max(objs, key=lambda o: _area(o[1]))[0]  # labelled by the largest box, as in the paper
+            if label in concepts:
+                items.append((str(root / "val2017" / files[image_id]), concepts.index(label),
+                              [b for n, b in objs if n == label]))
+    elif name == "pascal":
+        voc_to_concept = {v: k for k, v in _VOC_NAMES.items()}
+        for xml in sorted((root / "Annotations").glob("*.xml")):
+            objs = [(voc_to_concept.get(n), b) for n, b in _voc_boxes(xml)]
+            if not objs:
+                continue
+            label = max(objs, key=lambda o: _area(o[1]))[0]
+            if label in concepts:
+                items.append((str(root / "JPEGImages" / (xml.stem + ".jpg")), concepts.index(label),
+                              [b for n, b in objs if n == label]))
+    return items
+
+
+def load_paper_dataset(name: str, root=None, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
+    """One of the paper's datasets from a local copy: 8 training images per concept drawn without replacement
+    (seeded), the next `n_val` for validation. Images without boxes get the whole image as their box."""
+    import os
+    from pathlib import Path
+
+    if name not in PAPER_DATASETS:
+        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}")
+    root = Path(root or Path(os.environ.get(DATA_ENV, "data")) / name)
+    if not root.is_dir():
+        raise VWError(f"dataset {name} not found at {root}; put a local copy there ({_LAYOUT[name]}) or set "
+                      f"${DATA_ENV}")
+    concepts, anchors = PAPER_DATASETS[name]
+    items = _paper_items(name, root)
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in range(len(concepts)):
+        mine = [it for it in items if it[1] == c]
+        if len(mine) < n_train:
+            raise VWError(f"dataset {name}: concept {concepts[c]!r} has {len(mine)} images under {root}, needs at "
+                          f"least {n_train} for training")
+        order = rng.permutation(len(mine))
+        for k, i in enumerate(order[: n_train + n_val]):
+            path, label, boxes = mine[i]
+            image = Image.open(path).convert("RGB")
+            ex = Example(image, label, boxes or [[0.0, 0.0, float(image.width), float(image.height)]], concepts[label])
+            (train if k < n_train else val).append(ex)
+    return ConceptDataset(name, list(concepts), list(anchors), train, val, meta={"root": str(root), "seed": seed})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 
 from .errors import VWError
@@ -65,4 +66,5 @@ class Trial:
     def key(self) -> str:
         digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
         delta = "inf" if math.isinf(self.delta) else f"{self.delta:g}"
-        return f"{self.profile}-{self.task}-{self.dataset}-{self.concept}-{self.anchor}-d{delta}-s{self.seed}-{digest}"
+        name = f"{self.profile}-{self.task}-{self.dataset}-{self.concept}-{self.anchor}-d{delta}-s{self.seed}-{digest}"
+        return re.sub(r"[^\w.+-]", "_", name)  # filesystem-safe: "scuba diver" -> "scuba_diver"

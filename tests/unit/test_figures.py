@@ -1,0 +1,52 @@
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only: notebooks use %matplotlib inline
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from vwlib.figures import bootstrap_ci, delta_curves, headline, paper_reference, summary, unconstrained_bars  # noqa: E402
+
+
+def _table():
+    rng = np.random.default_rng(0)
+    rows = []
+    for task in ("generation", "detection", "classification"):
+        for evaluated in ("generation", "detection", "classification"):
+            for delta in ("0.1", 0.5, "inf"):
+                for k in range(10):
+                    score = float(rng.random() * (0.9 if task == evaluated else 0.2))
+                    metric = {"map": score} if evaluated == "detection" else {"accuracy": score}
+                    rows.append({"status": "ok", "task": task, "evaluated_on": evaluated, "dataset": "mini-objects",
+                                 "concept": f"c{k}", "anchor": "a", "delta": delta, "seed": 0, "trial_dir": "x",
+                                 **metric})
+    rows.append({"status": "failed", "task": "generation", "evaluated_on": None, "dataset": "mini-objects"})
+    return pd.DataFrame(rows)
+
+
+def test_headline_scores_pick_each_models_metric():
+    s = headline(_table())
+    assert len(s) == 3 * 3 * 3 * 10
+    assert s["delta"].map(math.isinf).sum() == 90 and s["score"].between(0, 1).all()
+    assert s["in_domain"].sum() == 90
+
+
+def test_bootstrap_ci_brackets_the_mean():
+    mean, lo, hi = bootstrap_ci([0.0] * 50 + [1.0] * 50)
+    assert mean == 0.5 and lo < 0.5 < hi and hi - lo == pytest.approx(0.2, abs=0.06)
+    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0, 1.0)
+
+
+def test_figures_draw_every_panel():
+    s = headline(_table())
+    fig = delta_curves(s, reference=paper_reference())
+    assert len(fig.axes) == 3
+    lines = [l for ax in fig.axes for l in ax.get_lines()]
+    assert len(lines) >= 9
+    fig = unconstrained_bars(s)
+    assert sum(len(ax.patches) for ax in fig.axes) == 9
+    stats = summary(s)
+    assert set(stats["n"]) == {10}
