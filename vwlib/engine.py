@@ -31,6 +31,18 @@ DEFAULTS = {
     "mini": {"generation": (300, 5e-3), "detection": (200, 5e-3), "classification": (200, 5e-3)},
     "tiny": {"generation": (4, 1e-2), "detection": (4, 1e-2), "classification": (4, 1e-2)},
 }
+# Evaluation settings per profile (generation: DDIM steps and guidance; the paper's are 50 and 7.5).
+TASK_KWARGS = {
+    "mini": {"generation": {"num_inference_steps": 30, "guidance_scale": 4.0}},
+    "tiny": {"generation": {"num_inference_steps": 2}},
+}
+
+
+def task_kwargs_for(profile: str, task: str, overrides: dict | None = None) -> dict:
+    """The task's constructor options for `profile`, updated by `overrides` ({task: {option: value}})."""
+    return {**TASK_KWARGS.get(profile, {}).get(task, {}), **(overrides or {}).get(task, {})}
+
+
 ADAM = dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)  # [paper] Adam; [decided] no weight decay
 
 
@@ -84,7 +96,7 @@ def train_words(task, batch: TrialBatch, deltas: list[float], steps: int, lr: fl
         losses = task.losses(words, batch)  # [T]
         bad = ~torch.isfinite(losses.detach())
         for row in torch.nonzero(bad).flatten().tolist():
-            failed.setdefault(row, f"loss became {float(losses[row])} at step {step}")
+            failed.setdefault(row, f"loss became {float(losses.detach()[row])} at step {step}")
         alive = torch.tensor([r not in failed for r in range(len(batch))])
         opt.zero_grad(set_to_none=True)
         torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
@@ -129,7 +141,10 @@ def validate(trials: list[Trial], models: dict) -> None:
 
 def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool = True,
                models: dict | None = None, task_kwargs: dict | None = None) -> list:
-    """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs."""
+    """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs.
+
+    models: {(profile, role): Loaded} to reuse loaded models; task_kwargs: {task: {option: value}} overrides.
+    """
     from .datasets import load_dataset
     from .profiles import get_spec, load_model
     from .transfer import nearest_words
@@ -147,7 +162,7 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
         steps, lr = DEFAULTS[t.profile][t.task]
         groups[(t.profile, t.task, t.dataset, t.steps or steps, t.lr or lr)].append(t)
     for (profile, task_name, dataset, steps, lr), group in groups.items():
-        kwargs = dict(task_kwargs or {})
+        kwargs = task_kwargs_for(profile, task_name, task_kwargs)
         if task_name == "generation" and "scorer" not in kwargs:
             kwargs["scorer"] = models.setdefault((profile, "scorer"), load_model(profile, "scorer", device=device))
         task = make_task(task_name, models[(profile, task_name)], load_dataset(dataset), **kwargs)

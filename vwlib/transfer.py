@@ -182,7 +182,7 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
     from collections import defaultdict
 
     from .datasets import load_dataset
-    from .engine import make_batch
+    from .engine import make_batch, task_kwargs_for
     from .tasks import make_task
     from .text import TextSide
     from .trials import Trial
@@ -199,7 +199,7 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
     written = 0
     for (dataset, src, dst), trials in groups.items():
         tmap = maps[(src, dst)]
-        kwargs = dict((task_kwargs or {}).get(dst, {}))
+        kwargs = task_kwargs_for(trials[0].profile, dst, task_kwargs)
         if dst == "generation":
             kwargs.setdefault("scorer", models["scorer"])
         task = make_task(dst, models[dst], load_dataset(dataset), **kwargs)
