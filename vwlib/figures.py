@@ -156,3 +156,52 @@ def paper_reference(name: str = "fig6_delta") -> pd.DataFrame:
     ref = pd.read_csv(path, comment="#")
     ref["metric_model_task"] = ref["metric_model"].map(_REFERENCE_TASK)
     return ref
+
+
+def image_grid(images: list[list], row_labels: list[str], col_labels: list[str], title: str = "",
+               boxes: list[list] | None = None, cell: float = 0.9):
+    """A grid of PIL images (paper Fig. 5/8–11): rows x columns, optional xyxy boxes per cell drawn in magenta."""
+    from matplotlib.patches import Rectangle
+
+    rows, cols = len(images), len(images[0])
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + 1.2, cell * rows + 0.6), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(images[r][c])
+            for b in (boxes[r][c] if boxes else []):
+                ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="magenta", lw=1.2))
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=7)
+            if c == 0:
+                ax.set_ylabel(row_labels[r].replace("_", "\n"), fontsize=7, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def layer_panels(panels: list[dict], title: str = ""):
+    """t-SNE/UMAP panels (paper Fig. 7 bottom): each dict has xy [N, 2], labels (colour), layer, purity, row."""
+    rows = sorted({p["row"] for p in panels})
+    cols = max(sum(p["row"] == r for p in panels) for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.6 * cols, 2.6 * len(rows)), squeeze=False)
+    palette = plt.get_cmap("tab10")
+    for r, row in enumerate(rows):
+        for c, p in enumerate([p for p in panels if p["row"] == row]):
+            ax = axes[r, c]
+            labels = list(p["labels"])
+            names = sorted(set(labels), key=labels.index)
+            for k, name in enumerate(names):
+                pts = p["xy"][[i for i, l in enumerate(labels) if l == name]]
+                ax.scatter(pts[:, 0], pts[:, 1], s=9, color=palette(k % 10), label=name)
+            ax.set_title(f"{row}: layer {p['layer']}\npurity concept {p['purity_concept']:.2f} / "
+                         f"anchor {p['purity_anchor']:.2f}", fontsize=7)
+            ax.set_xticks([]), ax.set_yticks([])
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, [l.replace("_", " ") for l in labels], loc="lower center", ncol=5, fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

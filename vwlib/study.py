@@ -75,3 +75,139 @@ def chance_note(scores) -> str:
         lines.append(f"{ds} {task}: δ={lo:g} {g[g.delta == lo].score.mean():.2f}, "
                      f"δ={'∞' if math.isinf(hi) else f'{hi:g}'} {g[g.delta == hi].score.mean():.2f}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What the figure notebooks need beyond the score table
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _store_words(store, trials):
+    import torch
+
+    return torch.cat([store.load_vector(store.path(t)) for t in trials])
+
+
+def grid_trials(cfg: StudyConfig, dataset: str, task: str, delta) -> list[list[Trial]]:
+    """[concept][anchor] trials of one dataset, task and δ (the anchor grid of paper Fig. 5)."""
+    ds = load_dataset(dataset)
+    delta = parse_delta(delta)
+    return [[Trial(cfg.profile, task, dataset, c, a, delta, cfg.seeds[0], cfg.steps) for a in ds.anchors]
+            for c in ds.concepts[: cfg.concepts]]
+
+
+def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5, seed: int = 0):
+    """Images for the anchor grid: generations from each word (generation), or each word's best box on a held-out
+    image of its concept (detection). Returns (images [C][A], boxes [C][A] or None, concepts, anchors)."""
+    import torch
+
+    from .engine import make_batch, run_trials, task_kwargs_for
+    from .profiles import load_model
+    from .store import ResultStore
+    from .tasks import make_task
+    from .vision import owl_image_side, owl_logits
+
+    store = ResultStore(cfg.out)
+    grid = grid_trials(cfg, dataset, task, delta)
+    flat = [t for row in grid for t in row]
+    run_trials(flat, store, progress=False, task_kwargs=cfg.task_kwargs)
+    ds = load_dataset(dataset)
+    model = load_model(cfg.profile, task)
+    kwargs = task_kwargs_for(cfg.profile, task, cfg.task_kwargs)
+    if task == "generation":
+        kwargs["scorer"] = None
+    t = make_task(task, model, ds, **kwargs)
+    batch = make_batch(t, flat)
+    words = _store_words(store, flat)
+    n_a = len(grid[0])
+    if task == "generation":
+        images = [imgs[0] for imgs in t.generate(words, batch, seed=seed)]
+        return [images[i:i + n_a] for i in range(0, len(images), n_a)], None, ds.concepts[: cfg.concepts], ds.anchors
+    if task != "detection":
+        raise ValueError("the anchor grid draws generations or detections")
+    examples = [next(e for e in ds.val if e.label == ds.concept_index(tr.concept)) for tr in flat]
+    side = owl_image_side(model, [e.image for e in examples])
+    with torch.no_grad():
+        q = t.query_features(words, batch)
+    logits = owl_logits(side, q)  # [N, P, N]: image i with its own word i
+    best = [int(logits[i, :, i].argmax()) for i in range(len(flat))]
+    boxes = [[side["boxes"][i, best[i]].tolist()] for i in range(len(flat))]
+    images = [e.image for e in examples]
+    return ([images[i:i + n_a] for i in range(0, len(images), n_a)], [boxes[i:i + n_a] for i in range(0, len(boxes), n_a)],
+            ds.concepts[: cfg.concepts], ds.anchors)
+
+
+def truncation_row(cfg: StudyConfig, dataset: str, concept: str, anchor: str, delta=0.5, seed: int = 0,
+                   source_task: str = "generation"):
+    """Generations from one word through the generator's text encoder truncated after each block (paper Fig. 7
+    top). A word trained for another task is first mapped into the generator. Returns (images, layer numbers)."""
+    from .engine import make_batch, run_trials, task_kwargs_for
+    from .profiles import load_model
+    from .store import ResultStore
+    from .tasks import make_task
+    from .text import TextSide
+    from .transfer import fit_transfer
+
+    store = ResultStore(cfg.out)
+    trial = Trial(cfg.profile, source_task, dataset, concept, anchor, parse_delta(delta), cfg.seeds[0], cfg.steps)
+    run_trials([trial], store, progress=False, task_kwargs=cfg.task_kwargs)
+    gen = load_model(cfg.profile, "generation")
+    task = make_task("generation", gen, load_dataset(dataset),
+                     **(task_kwargs_for(cfg.profile, "generation", cfg.task_kwargs) | {"scorer": None}))
+    words = _store_words(store, [trial])
+    if source_task != "generation":
+        src = TextSide(load_model(cfg.profile, source_task))
+        words = fit_transfer(src, task.text, cfg.transfer_method)(words)
+    batch = make_batch(task, [trial])
+    layers = list(range(1, task.text.num_layers + 1))
+    images = [task.generate(words, batch, seed=seed, layers=k)[0][0] for k in layers]
+    return images, layers
+
+
+def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5,
+                      transfer_from: str = "classification", method: str = "tsne", perplexity: float = 10.0,
+                      seed: int = 0) -> list[dict]:
+    """End-of-text activations of every (concept, anchor) word of `dataset` at evenly spaced layers of `task`'s text
+    encoder, in-domain and for words trained for `transfer_from` mapped into it; projected to 2-D, with kNN purity
+    by concept and by anchor (paper Fig. 7 bottom)."""
+    from .engine import make_batch, run_trials
+    from .probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
+    from .profiles import load_model
+    from .store import ResultStore
+    from .tasks import PROMPTS
+    from .text import TextSide
+    from .transfer import fit_transfer
+
+    store = ResultStore(cfg.out)
+    target = load_model(cfg.profile, task)
+    text = TextSide(target)
+    panels = []
+    for row, source in ((f"in-domain ({task})", task), (f"{transfer_from} -> {task}", transfer_from)):
+        flat = [t for r in grid_trials(cfg, dataset, source, delta) for t in r]
+        run_trials(flat, store, progress=False, task_kwargs=cfg.task_kwargs)
+        words = _store_words(store, flat)
+        if source != task:
+            words = fit_transfer(TextSide(load_model(cfg.profile, source)), text, cfg.transfer_method)(words)
+        ds = load_dataset(dataset)
+        anchor_ids = make_batch(_IdsOnly(target, ds), flat).anchor_ids
+        ids = text.ids([PROMPTS[task].format(t.anchor) for t in flat])
+        acts = pooled_activations(text, ids, anchor_ids, words, evenly_spaced_layers(text.num_layers))
+        concepts = [t.concept for t in flat]
+        anchors = [t.anchor for t in flat]
+        for k, x in acts.items():
+            panels.append({"row": row, "layer": k, "xy": project_2d(x.numpy(), method, perplexity, seed),
+                           "labels": concepts, "purity_concept": knn_purity(x, _codes(concepts)),
+                           "purity_anchor": knn_purity(x, _codes(anchors))})
+    return panels
+
+
+class _IdsOnly:
+    """What `make_batch` reads from a task (its model's tokenizer and dataset), without caching any images."""
+
+    def __init__(self, loaded, ds):
+        self.loaded, self.ds = loaded, ds
+
+
+def _codes(labels: list[str]) -> list[int]:
+    index = {l: i for i, l in enumerate(sorted(set(labels)))}
+    return [index[l] for l in labels]

@@ -114,7 +114,7 @@ def test_store_skips_finished_trials_and_tabulates(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["--dataset", "mini-objects", "--concepts", "sombrero"], "unknown concept 'sombrero'"),
-    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--dataset", "imagenet-mini"], "unknown dataset 'imagenet-mini'"),
     (["--anchors", "cyan"], "'cyan' is 2 CLIP tokens"),
     (["--deltas", "0"], "δ must be > 0"),
 ])

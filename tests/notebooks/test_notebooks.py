@@ -8,14 +8,15 @@ import pytest
 from vwlib.notebooks import NOTEBOOKS_DIR, run_notebook
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-SMALL = {"profile": "tiny"}  # each notebook takes the parameters it declares
+# Small parameters: tiny random models, one dataset, 2 concepts. Each notebook takes the parameters it declares.
+SMALL = {"profile": "tiny", "datasets": ["mini-objects"], "concepts": 2, "anchors": "own", "deltas": [0.5, "inf"]}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_and_writes_figures(path, tmp_path, monkeypatch):
     figures = tmp_path / "figures"
     monkeypatch.setenv("VWLIB_FIGURES_DIR", str(figures))  # the kernel inherits it: nothing lands in figures/
-    out = run_notebook(path, tmp_path / "build", SMALL)
+    out = run_notebook(path, tmp_path / "build", SMALL | {"out": str(tmp_path / "runs")})
     executed = nbformat.read(out, as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
