@@ -81,6 +81,8 @@ def train_words(task, batch: TrialBatch, deltas: list[float], steps: int, lr: fl
 
     A trial whose loss turns NaN/inf stops there (its row is frozen and reported); the others go on.
     """
+    if steps < 1:
+        raise VWError(f"steps must be >= 1, got {steps}")
     table = task.text.embedding.weight.detach()
     anchors = table[batch.anchor_ids].float().clone()  # [T, D]
     known = task.text.known_ids()
@@ -125,9 +127,6 @@ def _frozen_modules(task) -> list[torch.nn.Module]:
 # Running trials into the result store
 # --------------------------------------------------------------------------------------------------------------
 
-ROLE = {"generation": "generation", "detection": "detection", "classification": "classification"}
-
-
 def validate(trials: list[Trial], models: dict) -> None:
     """Fail before anything is written: unknown dataset/concept, anchors that are not one token, bad δ."""
     from .datasets import load_dataset
@@ -155,7 +154,7 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
     models = models if models is not None else {}
     for t in todo:
         if (t.profile, t.task) not in models:
-            models[(t.profile, t.task)] = load_model(t.profile, ROLE[t.task], device=device)
+            models[(t.profile, t.task)] = load_model(t.profile, t.task, device=device)  # task names are roles
     validate(todo, models)
     groups: dict[tuple, list[Trial]] = defaultdict(list)
     for t in todo:

@@ -152,18 +152,16 @@ def nearest_words(text, vectors: torch.Tensor, k: int = 5) -> list[list[tuple[st
 # Fitting every pair of a profile, and evaluating transferred words with the in-domain evaluators
 # --------------------------------------------------------------------------------------------------------------
 
-TASK_ROLES = ("generation", "detection", "classification")
-
-
 def fit_all(profile: str, models: dict, method: str = "lstsq", out_dir: str | os.PathLike | None = None,
             seed: int = 0) -> dict[tuple[str, str], TransferMap]:
     """The 6 maps between the three task models of `profile` ({(source, target): map}); saved under out_dir."""
     from .text import TextSide
+    from .trials import TASKS
 
-    texts = {task: TextSide(models[task]) for task in TASK_ROLES}
+    texts = {task: TextSide(models[task]) for task in TASKS}
     maps = {}
-    for src in TASK_ROLES:
-        for dst in TASK_ROLES:
+    for src in TASKS:
+        for dst in TASKS:
             if src != dst:
                 tmap = fit_transfer(texts[src], texts[dst], method, seed=seed, source=f"{profile}/{src}",
                                     target=f"{profile}/{dst}")

@@ -57,7 +57,7 @@ def caption_pool(n: int, size: int, seed: int, scene_share: float = 0.3) -> Pool
     captions, scenes = [], []
     for k in range(n):
         scene = sample_scene(rng, (2, 4)) if rng.random() < scene_share else sample_single(rng)
-        images[k] = torch.from_numpy(np.asarray(render(scene, size))).permute(2, 0, 1)
+        images[k] = torch.from_numpy(np.array(render(scene, size))).permute(2, 0, 1)
         captions.append(sample_caption(scene, rng))
         scenes.append(scene)
     return Pool(images, captions, scenes)

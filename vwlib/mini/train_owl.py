@@ -40,7 +40,7 @@ def _pool(n: int, seed: int):
     scenes = []
     for k in range(n):
         scene = sample_single(rng) if rng.random() < 0.3 else sample_scene(rng, (1, 4))
-        images[k] = torch.from_numpy(np.asarray(render(scene, SIZE))).permute(2, 0, 1)
+        images[k] = torch.from_numpy(np.array(render(scene, SIZE))).permute(2, 0, 1)
         scenes.append(scene)
     return images, scenes
 
