@@ -57,7 +57,7 @@ def _cmd_tokens(args) -> int:
 def _cmd_notebooks(args) -> int:
     from .notebooks import run_notebooks
 
-    run_notebooks(profile=args.profile)
+    run_notebooks(profile=args.profile, full=args.full)
     return 0
 
 
@@ -247,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("notebooks", help="run every notebook headlessly with papermill, writing figures/")
     s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])
+    s.add_argument("--full", action="store_true", help="the full 10 x 10 grid (default: the quick 5 x 5 one)")
     s.set_defaults(func=_cmd_notebooks)
     return p
 

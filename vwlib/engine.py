@@ -28,12 +28,12 @@ from .trials import Trial
 # to converge on 2 CPU cores in seconds; tiny: smoke tests.
 DEFAULTS = {
     "paper": {"generation": (1000, 1e-4), "detection": (1000, 1e-4), "classification": (1000, 1e-4)},
-    "mini": {"generation": (300, 5e-3), "detection": (200, 5e-3), "classification": (200, 5e-3)},
+    "mini": {"generation": (100, 5e-3), "detection": (200, 5e-3), "classification": (200, 5e-3)},
     "tiny": {"generation": (4, 1e-2), "detection": (4, 1e-2), "classification": (4, 1e-2)},
 }
 # Evaluation settings per profile (generation: DDIM steps and guidance; the paper's are 50 and 7.5).
 TASK_KWARGS = {
-    "mini": {"generation": {"num_inference_steps": 30, "guidance_scale": 4.0}},
+    "mini": {"generation": {"num_inference_steps": 30, "guidance_scale": 7.5, "batch_per_trial": 2}},
     "tiny": {"generation": {"num_inference_steps": 2}},
 }
 
@@ -145,7 +145,7 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
     models: {(profile, role): Loaded} to reuse loaded models; task_kwargs: {task: {option: value}} overrides.
     """
     from .datasets import load_dataset
-    from .profiles import get_spec, load_model
+    from .profiles import fingerprint, get_spec, load_model
     from .transfer import nearest_words
 
     todo = [t for t in trials if not store.done(t)]
@@ -171,7 +171,8 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
         nearest = nearest_words(task.text, words, k=1)  # the word each new word is closest to, in its own model
         spec = get_spec(profile, task_name)
         for row, trial in enumerate(group):
-            meta = {"model_id": spec.source, "anchor_id": int(batch.anchor_ids[row]), "steps_run": steps, "lr_run": lr,
+            meta = {"model_id": spec.source, "model_fingerprint": fingerprint(profile, task_name),
+                    "anchor_id": int(batch.anchor_ids[row]), "steps_run": steps, "lr_run": lr,
                     "radius": info["radii"][row], "final_loss": info["final_loss"][row],
                     "distance_to_anchor": float((words[row] - task.text.embedding.weight[batch.anchor_ids[row]]).norm())}
             if row in info["failed"]:

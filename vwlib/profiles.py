@@ -14,6 +14,7 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,26 @@ PROFILES: dict[str, dict[str, ModelSpec]] = {
                           "checkpoint") for r in ROLES},
     "tiny": {r: ModelSpec("tiny", r, _FAMILY[r], "random", "random") for r in ROLES},
 }
+
+
+def fingerprint(profile: str, role: str) -> str:
+    """A short id of the weights playing `role` in `profile` (trial keys include it, so a retrained or updated model
+    never reuses another model's finished trials): the checkpoint's content digest, the hub snapshot, or "random"."""
+    spec = get_spec(profile, role)
+    if spec.kind == "random":
+        return "random"
+    if spec.kind == "checkpoint":
+        marker = Path(spec.source) / "vwlib_compact.json"
+        return _digest_cached(spec.source, marker.stat().st_mtime_ns if marker.is_file() else 0)
+    path = spec.locate()
+    return path.name if path is not None else "missing"
+
+
+@functools.lru_cache(maxsize=32)
+def _digest_cached(path: str, mtime: int) -> str:
+    from .mini.checkpoint import _digest
+
+    return _digest(Path(path)) if mtime else "missing"
 
 
 def get_spec(profile: str, role: str) -> ModelSpec:

@@ -22,7 +22,7 @@ class StudyConfig:
     tasks: tuple = TASKS  # the tasks words are trained for
     deltas: tuple = (0.1, 0.2, 0.5, 1.0, "inf")  # δ values; "inf" = unconstrained
     concepts: int = 10  # the first n concepts of each dataset
-    anchors: str = "all"  # "all": the dataset's 10 anchors for every concept; "own": each concept's own
+    anchors: str = "all"  # "all": every concept with the anchors of the first n concepts (an n x n grid); "own"
     seeds: tuple = (0,)
     out: str = "runs/mini"  # the result store
     transfer_method: str = "lstsq"  # lstsq | ridge | procrustes | mlp
@@ -35,7 +35,7 @@ class StudyConfig:
             ds = load_dataset(name)
             for task in self.tasks:
                 for c, concept in enumerate(ds.concepts[: self.concepts]):
-                    anchors = ds.anchors if self.anchors == "all" else [ds.anchors[c]]
+                    anchors = ds.anchors[: self.concepts] if self.anchors == "all" else [ds.anchors[c]]
                     for anchor in anchors:
                         for delta in self.deltas:
                             for seed in self.seeds:
@@ -92,7 +92,7 @@ def grid_trials(cfg: StudyConfig, dataset: str, task: str, delta) -> list[list[T
     """[concept][anchor] trials of one dataset, task and δ (the anchor grid of paper Fig. 5)."""
     ds = load_dataset(dataset)
     delta = parse_delta(delta)
-    return [[Trial(cfg.profile, task, dataset, c, a, delta, cfg.seeds[0], cfg.steps) for a in ds.anchors]
+    return [[Trial(cfg.profile, task, dataset, c, a, delta, cfg.seeds[0], cfg.steps) for a in ds.anchors[: cfg.concepts]]
             for c in ds.concepts[: cfg.concepts]]
 
 
@@ -122,7 +122,8 @@ def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=
     n_a = len(grid[0])
     if task == "generation":
         images = [imgs[0] for imgs in t.generate(words, batch, seed=seed)]
-        return [images[i:i + n_a] for i in range(0, len(images), n_a)], None, ds.concepts[: cfg.concepts], ds.anchors
+        return ([images[i:i + n_a] for i in range(0, len(images), n_a)], None, ds.concepts[: cfg.concepts],
+                ds.anchors[: cfg.concepts])
     if task != "detection":
         raise ValueError("the anchor grid draws generations or detections")
     examples = [next(e for e in ds.val if e.label == ds.concept_index(tr.concept)) for tr in flat]
@@ -134,7 +135,7 @@ def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=
     boxes = [[side["boxes"][i, best[i]].tolist()] for i in range(len(flat))]
     images = [e.image for e in examples]
     return ([images[i:i + n_a] for i in range(0, len(images), n_a)], [boxes[i:i + n_a] for i in range(0, len(boxes), n_a)],
-            ds.concepts[: cfg.concepts], ds.anchors)
+            ds.concepts[: cfg.concepts], ds.anchors[: cfg.concepts])
 
 
 def truncation_row(cfg: StudyConfig, dataset: str, concept: str, anchor: str, delta=0.5, seed: int = 0,

@@ -198,20 +198,24 @@ class GenerationTask(Task):
         return F.mse_loss(pred.float(), target, reduction="none").mean((1, 2, 3)).view(len(batch), k).mean(1)
 
     @torch.no_grad()
-    def generate(self, vectors, batch, seed: int = 0, layers: int | None = None) -> list[list]:
-        """`images_per_trial` PIL images per trial from its prompt with its word (optionally a truncated encoder)."""
+    def generate(self, vectors, batch, seed: int = 0, layers: int | None = None, chunk: int = 32) -> list[list]:
+        """`images_per_trial` PIL images per trial from its prompt with its word (optionally a truncated encoder).
+        Trials are generated together in chunks; trial t's noise comes from seed + t alone, so chunking never changes
+        an image."""
         pipe = self.loaded.model
-        ids = self.prompt_ids(batch)
-        cond = self.text.encode(ids, batch.anchor_ids, vectors, layers=layers)
-        uncond = self.text.encode(self.text.ids([""]), layers=layers).expand_as(cond)
+        cond = self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors, layers=layers)  # [T, L, D]
+        uncond = self.text.encode(self.text.ids([""]), layers=layers)
         size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        k = self.images_per_trial
         images = []
-        for t in range(len(batch)):
-            g = torch.Generator().manual_seed(seed + t)
-            out = pipe(prompt_embeds=cond[t:t + 1], negative_prompt_embeds=uncond[t:t + 1],
-                       num_images_per_prompt=self.images_per_trial, num_inference_steps=self.num_inference_steps,
-                       guidance_scale=self.guidance_scale, height=size, width=size, generator=g)
-            images.append(out.images)
+        for start in range(0, len(batch), chunk):
+            rows = range(start, min(start + chunk, len(batch)))
+            gens = [torch.Generator().manual_seed(seed + t * 1000 + j) for t in rows for j in range(k)]
+            out = pipe(prompt_embeds=cond[rows.start:rows.stop].repeat_interleave(k, 0),
+                       negative_prompt_embeds=uncond.expand(len(rows) * k, -1, -1).contiguous(),
+                       num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,
+                       height=size, width=size, generator=gens)
+            images += [out.images[i * k:(i + 1) * k] for i in range(len(rows))]
         return images
 
     @torch.no_grad()

@@ -64,7 +64,12 @@ class Trial:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def key(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        """Stable and filesystem-safe; it hashes every field and the model's fingerprint, so a retrained model's
+        trials never collide with its predecessor's."""
+        from .profiles import fingerprint
+
+        content = {**self.to_dict(), "model": fingerprint(self.profile, self.task)}
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:8]
         delta = "inf" if math.isinf(self.delta) else f"{self.delta:g}"
         name = f"{self.profile}-{self.task}-{self.dataset}-{self.concept}-{self.anchor}-d{delta}-s{self.seed}-{digest}"
         return re.sub(r"[^\w.+-]", "_", name)  # filesystem-safe: "scuba diver" -> "scuba_diver"

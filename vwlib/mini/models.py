@@ -76,10 +76,17 @@ def _owl() -> Loaded:
                            image_size=IMAGE_SIZE["owl"], patch_size=8),
         projection_dim=64,
     )
+    model = Owlv2ForObjectDetection(config)
+    with torch.no_grad():
+        # Start from the patch-anchored prior boxes and plain cosine logits: with random weights the box head and
+        # the logit shift/scale saturate (sigmoid at 1.0, logits in the thousands) and their gradients vanish.
+        for layer in (model.box_head.dense2, model.class_head.logit_shift, model.class_head.logit_scale):
+            layer.weight.zero_()
+            layer.bias.zero_()
     size = IMAGE_SIZE["owl"]
     tokenizer = clip_tokenizer(pad_token="!", model_max_length=16)
     processor = Owlv2Processor(Owlv2ImageProcessor(size={"height": size, "width": size}), tokenizer)
-    return Loaded("owl", Owlv2ForObjectDetection(config), tokenizer, processor, "mini")
+    return Loaded("owl", model, tokenizer, processor, "mini")
 
 
 def _sd() -> Loaded:
