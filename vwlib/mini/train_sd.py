@@ -45,7 +45,7 @@ def build_sd() -> Loaded:
                         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
                         layers_per_block=1, norm_num_groups=8, sample_size=SIZE)
     unet = UNet2DConditionModel(
-        sample_size=SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(64, 128),
+        sample_size=SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(48, 96),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=TEXT_WIDTH, attention_head_dim=(4, 8), use_linear_projection=True, norm_num_groups=16,
@@ -84,7 +84,7 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float 
     return curve
 
 
-def train_sd(steps: int, vae_steps: int = 2000, batch: int = 48, lr: float = 1e-3, pool_size: int = 30000,
+def train_sd(steps: int, vae_steps: int = 800, batch: int = 48, lr: float = 1e-3, pool_size: int = 30000,
              log_every: int = 50, single_share: float = 0.85):
     loaded = build_sd()
     pipe = loaded.model
