@@ -205,3 +205,29 @@ def layer_panels(panels: list[dict], title: str = ""):
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
+
+
+def transfer_matrix(scores: pd.DataFrame, delta: float | None = None):
+    """The 3 x 3 (trained for x evaluated on) mean-score matrix per dataset at one δ (default: the largest)."""
+    delta = scores["delta"].max() if delta is None else delta
+    at = scores[scores["delta"] == delta]
+    datasets = sorted(at["dataset"].unique())
+    tasks = list(TASK_COLOURS)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.3), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        m = at[at.dataset == ds].pivot_table(index="trained_for", columns="evaluated_on", values="score", aggfunc="mean")
+        m = m.reindex(index=tasks, columns=tasks)
+        ax.imshow(m.values.astype(float), vmin=0, vmax=1, cmap="viridis")
+        for i in range(3):
+            for j in range(3):
+                v = m.values[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
+        ax.set_xticks(range(3), [t[:5] + "." for t in tasks], fontsize=8)
+        ax.set_yticks(range(3), [t[:5] + "." for t in tasks], fontsize=8)
+        ax.set_xlabel("evaluated on")
+        ax.set_title(ds, fontsize=9)
+    axes[0, 0].set_ylabel("trained for")
+    fig.suptitle(f"mean score at δ = {'∞' if math.isinf(delta) else f'{delta:g}'} (diagonal: in-domain)", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -57,8 +57,11 @@ def check_parameters_cell(nb) -> None:
             ast.literal_eval(node.value)
         except ValueError:
             raise VWError(f"{where}: {node.target.id} is not a literal; derive it in the next cell") from None
-        if "#" not in lines[node.end_lineno - 1]:
+        line = lines[node.end_lineno - 1]
+        if "#" not in line:
             raise VWError(f"{where}: {node.target.id} needs a comment saying what it is")
+        if node.lineno != node.end_lineno or line.count("=") != 1:
+            raise VWError(f"{where}: {node.target.id} must fit one line with one '=' (papermill skips other lines)")
 
 
 def _kernel_name() -> str:

@@ -53,3 +53,18 @@ def test_parameters_cell_checker_accepts_and_reads_literals():
         check_parameters_cell(nb)  # float("inf") is a call, not a literal
     nb = _nb('deltas: list = [0.1, 0.5]  # constraint radii\nname: str = "x"  # a name\n')
     assert notebook_parameters(nb) == {"deltas": [0.1, 0.5], "name": "x"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_reads_every_parameter_with_its_help(path):
+    import papermill
+
+    inferred = papermill.inspect_notebook(str(path))
+    declared = notebook_parameters(nbformat.read(path, as_version=4))
+    assert set(inferred) == set(declared)
+    assert all(p["help"] for p in inferred.values())
+
+
+def test_parameters_cell_checker_rejects_a_second_equals_sign():
+    with pytest.raises(VWError, match="one '='"):
+        check_parameters_cell(_nb('steps: int = 0  # 0 = the default'))
