@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from ..datasets import MINI_DATASETS, ConceptDataset, load_mini_dataset
-from .train import CLIP_MEAN, CLIP_STD, tokenize
+from ..text import TextSide
+from ..vision import clip_image_features
 
 EVAL_SEED = 7  # held-out images: the study's datasets use seed 0, training pools other seeds
 BARS = {"clip_zero_shot_acc": 0.90, "owl_map50": 0.50, "sd_gen_acc": 0.70, "scorer_acc": 0.95}
@@ -29,33 +30,15 @@ def heldout(name: str, per_concept: int = 20) -> ConceptDataset:
     return load_mini_dataset(name, n_train=0, n_val=per_concept, seed=EVAL_SEED)
 
 
-def pixels(images, size: int) -> torch.Tensor:
-    """PIL images -> CLIP-normalised [B, 3, size, size]."""
-    arr = np.stack([np.asarray(im.convert("RGB").resize((size, size), resample=3)) for im in images])
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255.0
-    return (x - CLIP_MEAN) / CLIP_STD
-
-
 @torch.no_grad()
 def clip_features(loaded, images=None, texts=None):
-    """Unit image features [N, E] and/or text features [M, E] of an open_clip or HF CLIP model."""
-    m = loaded.model
-    img = txt = None
-    if loaded.family == "open_clip":
-        size = m.visual.image_size[0] if isinstance(m.visual.image_size, tuple) else m.visual.image_size
-        if images is not None:
-            img = F.normalize(m.encode_image(pixels(images, size)), dim=-1)
-        if texts is not None:
-            txt = F.normalize(m.encode_text(tokenize(loaded.tokenizer, texts, m.context_length, 0)), dim=-1)
-    else:
-        if images is not None:
-            img = F.normalize(m.get_image_features(pixel_values=pixels(images, m.config.vision_config.image_size)), dim=-1)
-        if texts is not None:
-            ids = tokenize(loaded.tokenizer, texts, m.config.text_config.max_position_embeddings, 49407)
-            mask = torch.ones_like(ids)
-            txt = F.normalize(m.get_text_features(input_ids=ids, attention_mask=mask), dim=-1)
-    if hasattr(img, "pooler_output"):
-        img = img.pooler_output
+    """Unit image features [N, E] and/or text features [M, E] of a CLIP model (open_clip or HF), through the same
+    preprocessing and text side the study uses."""
+    img = clip_image_features(loaded, images) if images is not None else None
+    txt = None
+    if texts is not None:
+        text = TextSide(loaded)
+        txt = F.normalize(text.encode(text.ids(texts)).float(), dim=-1)
     return img, txt
 
 

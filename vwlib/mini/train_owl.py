@@ -126,19 +126,12 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
 @torch.no_grad()
 def detect(loaded, images, queries: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores [N, P, Q] (sigmoid) and pixel boxes [N, P, 4] (xyxy) of `queries` on PIL `images`."""
-    from .evaluate import pixels
+    from ..text import TextSide
+    from ..vision import owl_image_side, owl_logits
 
-    model = loaded.model
-    size = model.config.vision_config.image_size
-    ids = tokenize(loaded.tokenizer, queries, 16, pad_id=0)
-    text = model.owlv2.get_text_features(input_ids=ids, attention_mask=(ids != 0).long())
-    text = getattr(text, "pooler_output", text)
-    feature_map, _ = model.image_embedder(pixel_values=pixels(images, size))
-    n, gh, gw, d = feature_map.shape
-    feats = feature_map.reshape(n, gh * gw, d)
-    logits, _ = model.class_predictor(feats, text[None].expand(n, -1, -1))
-    boxes = _xyxy(model.box_predictor(feats, feature_map)) * torch.tensor([im.width for im in images]).view(n, 1, 1)
-    return logits.sigmoid(), boxes
+    text = TextSide(loaded)
+    side = owl_image_side(loaded, images)
+    return owl_logits(side, text.encode(text.ids(queries)).float()).sigmoid(), side["boxes"]
 
 
 def detection_map(loaded, ds: ConceptDataset, queries: list[str] | None = None) -> dict:
