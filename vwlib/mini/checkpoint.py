@@ -34,6 +34,19 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "vwlib")
 
 
+def _convert_folder(src_dir: Path, dst_dir: Path, convert) -> None:
+    """Copy a model folder, passing every safetensors file's state dict through `convert(relative name, state)`."""
+    for src in src_dir.rglob("*"):
+        if src.is_dir() or src.name == MARKER:
+            continue
+        dst = dst_dir / src.relative_to(src_dir)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.suffix == ".safetensors":
+            save_file(convert(str(src.relative_to(src_dir)), load_file(src)), str(dst))
+        else:
+            shutil.copy2(src, dst)
+
+
 def save_compact(loaded, out_dir: str | os.PathLike, seed: int) -> Path:
     """Write `loaded` as a compact checkpoint (fp16, token tables as changed rows only), atomically."""
     out_dir = Path(out_dir)
@@ -42,25 +55,20 @@ def save_compact(loaded, out_dir: str | os.PathLike, seed: int) -> Path:
         full, compact = Path(tmp) / "full", Path(tmp) / "compact"
         save_model(loaded, full)
         tables = {}
-        for src in full.rglob("*"):
-            dst = compact / src.relative_to(full)
-            if src.is_dir():
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.suffix != ".safetensors":
-                shutil.copy2(src, dst)
-                continue
-            state, out = load_file(src), {}
+
+        def compact_state(name: str, state: dict) -> dict:
+            out = {}
             for key, t in state.items():
                 if t.ndim == 2 and t.shape[0] == VOCAB_SIZE:  # a token table: keep the rows that left their init
-                    init = unknown_rows(t.shape[1], seed)
-                    rows = torch.nonzero((t != init).any(1)).flatten()
+                    rows = torch.nonzero((t != unknown_rows(t.shape[1], seed)).any(1)).flatten()
                     out[f"{key}::rows"] = rows.to(torch.int32)
                     out[f"{key}::values"] = t[rows].half()
-                    tables[f"{src.relative_to(full)}:{key}"] = {"width": t.shape[1], "stored_rows": len(rows)}
+                    tables[f"{name}:{key}"] = {"width": t.shape[1], "stored_rows": len(rows)}
                 else:
                     out[key] = t.half() if t.is_floating_point() else t
-            save_file(out, str(dst))
+            return out
+
+        _convert_folder(full, compact, compact_state)
         meta = {"seed": seed, "token_tables": tables, "known_token_ids": known_token_ids().tolist()}
         (compact / MARKER).write_text(json.dumps(meta))
         if out_dir.exists():
@@ -96,25 +104,21 @@ def materialise(path: str | os.PathLike) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / "model"
-        for src in path.rglob("*"):
-            if src.is_dir() or src.name == MARKER:
-                continue
-            dst = out / src.relative_to(path)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.suffix != ".safetensors":
-                shutil.copy2(src, dst)
-                continue
-            state, full = load_file(src), {}
+
+        def full_state(name: str, state: dict) -> dict:
+            full = {}
             for key, t in state.items():
-                if key.endswith("::rows"):
-                    name = key[: -len("::rows")]
-                    values = state[f"{name}::values"].float()
+                if key.endswith("::rows"):  # a token table: the seeded init, with the stored rows written back
+                    base = key[: -len("::rows")]
+                    values = state[f"{base}::values"].float()
                     table = unknown_rows(values.shape[1], seed)
                     table[t.long()] = values
-                    full[name] = table
+                    full[base] = table
                 elif not key.endswith("::values"):
                     full[key] = t.float() if t.is_floating_point() else t
-            save_file(full, str(dst))
+            return full
+
+        _convert_folder(path, out, full_state)
         try:
             os.replace(out, target)
         except OSError:  # another process materialised it first
