@@ -175,7 +175,8 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
                        profile: str | None = None) -> int:
     """Map every finished word of the store into each other task model and score it there with the same evaluator
     objects as in-domain; writes eval-<target>.json (with the method, the map quality and the nearest word) into
-    each trial. Returns the number of evaluations written; existing ones are kept (idempotent)."""
+    each trial. Returns the number of evaluations written; existing ones by the same target model are kept
+    (idempotent), ones by an earlier version of the target model are redone."""
     import json as _json
     from collections import defaultdict
 
@@ -185,6 +186,11 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
     from .text import TextSide
     from .trials import Trial
 
+    from .profiles import fingerprint
+
+    def current(path, dst_fingerprint) -> bool:  # evaluated by this very target model (not a retrained one)
+        return path.is_file() and _json.loads(path.read_text()).get("target_fingerprint") == dst_fingerprint
+
     groups = defaultdict(list)
     for d in store.trial_dirs():
         config = _json.loads((d / "config.json").read_text())
@@ -192,7 +198,7 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
             continue
         trial = Trial.from_dict(config)
         for (src, dst), tmap in maps.items():
-            if src == trial.task and not (d / f"eval-{dst}.json").is_file():
+            if src == trial.task and not current(d / f"eval-{dst}.json", fingerprint(trial.profile, dst)):
                 groups[(trial.dataset, src, dst)].append(trial)
     written = 0
     for (dataset, src, dst), trials in groups.items():
@@ -208,6 +214,7 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
         nearest = nearest_words(TextSide(models[dst]), mapped, k=1)
         for trial, m, nn in zip(trials, metrics, nearest):
             store.add_evaluation(trial, dst, {**m, "transfer_method": tmap.method, "map_r2": tmap.quality.get("r2"),
-                                              "nearest_word": nn[0][0], "nearest_is_anchor": nn[0][0] == trial.anchor})
+                                              "nearest_word": nn[0][0], "nearest_is_anchor": nn[0][0] == trial.anchor,
+                                              "target_fingerprint": fingerprint(trial.profile, dst)})
             written += 1
     return written

@@ -72,6 +72,9 @@ def test_transferred_words_are_scored_by_the_target_evaluators(models, tmp_path)
     cross = table[table["evaluated_on"] != table["task"]]
     assert set(cross["transfer_method"]) == {"lstsq"} and cross["nearest_word"].notna().all()
     assert evaluate_transfers(store, maps, models) == 0  # idempotent
+    stale = store.path(trials[0]) / "eval-detection.json"  # as if the detector had been retrained since
+    stale.write_text(stale.read_text().replace('"target_fingerprint": "random"', '"target_fingerprint": "older"'))
+    assert evaluate_transfers(store, maps, models) == 1
 
 
 def test_nearest_words_of_an_anchor_row_is_the_anchor():
