@@ -6,6 +6,8 @@ Usage:
     vw train --task classification --dataset mini-objects --anchors all --deltas 0.5 inf
     vw results --csv results.csv            # every trial of a result store, one row per evaluation
     vw export-diffusers runs/mini/<trial> out/ --token "<star>"   # for StableDiffusionPipeline.load_textual_inversion
+    vw transfer fit|eval --profile mini     # the 6 maps between the task models; transferred words scored
+    vw probe --dataset mini-objects --task generation   # layer-wise kNN purity by concept and by anchor
     vw mini train --model clip              # rebuild a mini checkpoint from its seed
     vw mini eval --json                     # the mini models' quality bars, on fresh held-out images
     vw notebooks [--profile mini]           # run all notebooks headlessly (what `make figures` does)
@@ -185,6 +187,20 @@ def _cmd_transfer(args) -> int:
     return 0
 
 
+def _cmd_probe(args) -> int:
+    import pandas as pd
+
+    from .study import StudyConfig, layer_panels_data
+
+    cfg = StudyConfig(profile=args.profile, datasets=(args.dataset,), concepts=args.concepts, out=args.out)
+    panels = layer_panels_data(cfg, args.dataset, args.task, args.delta, args.transfer_from, args.method)
+    table = pd.DataFrame([{k: p[k] for k in ("row", "layer", "purity_concept", "purity_anchor")} for p in panels])
+    print(table.round(3).to_string(index=False))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vw", description="vwlib: learn words for visual concepts and test whether "
                                 "they transfer between generation, detection and classification models.")
@@ -244,6 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="runs/mini", help="eval: the result store whose words are transferred")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_cmd_transfer)
+
+    s = sub.add_parser("probe", help="kNN purity of the end-of-text token by concept and by anchor, per layer")
+    s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])
+    s.add_argument("--dataset", default="mini-objects")
+    s.add_argument("--task", default="generation", choices=["generation", "detection", "classification"],
+                   help="the model whose text-encoder layers are probed")
+    s.add_argument("--transfer-from", default="classification", help="words of this task, mapped in, for comparison")
+    s.add_argument("--delta", default="0.5")
+    s.add_argument("--concepts", type=int, default=10, help="the n x n grid of the first n concepts and anchors")
+    s.add_argument("--method", default="tsne", choices=["tsne", "umap"])
+    s.add_argument("--out", default="runs/mini", help="the result store (missing words are trained)")
+    s.add_argument("--csv", help="write the purity table here")
+    s.set_defaults(func=_cmd_probe)
 
     s = sub.add_parser("notebooks", help="run every notebook headlessly with papermill, writing figures/")
     s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])

@@ -81,3 +81,22 @@ def test_nearest_words_of_an_anchor_row_is_the_anchor():
     text = TextSide(build_tiny("open_clip"))
     row = text.embedding.weight[1565][None].detach()  # "star"
     assert nearest_words(text, row, k=3)[0][0] == ("star", 0.0)
+
+
+def test_cli_transfer_fit_and_probe(tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    fit = subprocess.run([sys.executable, "-m", "vwlib", "transfer", "fit", "--profile", "tiny", "--maps",
+                          str(tmp_path / "maps")], capture_output=True, text=True)
+    assert fit.returncode == 0, fit.stderr
+    assert fit.stdout.count("R²") == 6 and len(list((tmp_path / "maps").glob("tiny-*-lstsq.safetensors"))) == 6
+    csv = tmp_path / "purity.csv"
+    probe = subprocess.run([sys.executable, "-m", "vwlib", "probe", "--profile", "tiny", "--concepts", "3",
+                            "--out", str(tmp_path / "runs"), "--csv", str(csv)], capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    table = pd.read_csv(csv)
+    assert len(table) == 2 * 3  # in-domain and transferred, at the tiny generator's 3 layers
+    assert table[["purity_concept", "purity_anchor"]].stack().between(0, 1).all()
