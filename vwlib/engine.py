@@ -60,9 +60,13 @@ def project(vectors: torch.Tensor, anchors: torch.Tensor, radii: torch.Tensor) -
     vectors.copy_(anchors + u * scale)
 
 
+def trial_seed(trial: Trial) -> int:
+    """A seed of the trial's own, from its key: its randomness never depends on which trials share its batch."""
+    return int(hashlib.sha256(trial.key().encode()).hexdigest()[:8], 16) + trial.seed
+
+
 def trial_generator(trial: Trial) -> torch.Generator:
-    seed = int(hashlib.sha256(trial.key().encode()).hexdigest()[:8], 16) + trial.seed
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(trial_seed(trial))
 
 
 def make_batch(task, trials: list[Trial]) -> TrialBatch:
@@ -72,6 +76,7 @@ def make_batch(task, trials: list[Trial]) -> TrialBatch:
         anchor_ids=torch.tensor([single_token_id(tok, t.anchor) for t in trials]),
         anchors=[t.anchor for t in trials],
         generators=[trial_generator(t) for t in trials],
+        seeds=[trial_seed(t) for t in trials],
     )
 
 

@@ -30,6 +30,7 @@ def save(fig, name: str, out_dir: str | os.PathLike | None = None, dpi: int = 15
     out.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "pdf"):
         tmp = out / f".{name}.tmp.{ext}"
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        # no creation date in the PDF: the same figure gives the same file, so re-runs leave git clean
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"CreationDate": None} if ext == "pdf" else None)
         os.replace(tmp, out / f"{name}.{ext}")
     return out / f"{name}.png"

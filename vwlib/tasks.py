@@ -41,13 +41,14 @@ class TrialBatch:
     anchor_ids: torch.Tensor  # [T] token ids of the anchor words
     anchors: list[str]  # [T] anchor words
     generators: list[torch.Generator]  # [T] each trial's own randomness: batching never changes a trial
+    seeds: list[int] | None = None  # [T] each trial's own seed (for its generations), from its key
 
     def __len__(self) -> int:
         return len(self.anchors)
 
     def subset(self, rows: list[int]) -> "TrialBatch":
         return TrialBatch(self.concept[rows], self.anchor_ids[rows], [self.anchors[i] for i in rows],
-                          [self.generators[i] for i in rows])
+                          [self.generators[i] for i in rows], [self.seeds[i] for i in rows] if self.seeds else None)
 
 
 class Task:
@@ -200,8 +201,8 @@ class GenerationTask(Task):
     @torch.no_grad()
     def generate(self, vectors, batch, seed: int = 0, layers: int | None = None, chunk: int = 32) -> list[list]:
         """`images_per_trial` PIL images per trial from its prompt with its word (optionally a truncated encoder).
-        Trials are generated together in chunks; trial t's noise comes from seed + t alone, so chunking never changes
-        an image."""
+        Trials are generated together in chunks; a trial's noise comes from `seed` and its own seed alone, so neither
+        chunking nor the other trials of the batch change its images."""
         pipe = self.loaded.model
         cond = self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors, layers=layers)  # [T, L, D]
         uncond = self.text.encode(self.text.ids([""]), layers=layers)
@@ -210,7 +211,8 @@ class GenerationTask(Task):
         images = []
         for start in range(0, len(batch), chunk):
             rows = range(start, min(start + chunk, len(batch)))
-            gens = [torch.Generator().manual_seed(seed + t * 1000 + j) for t in rows for j in range(k)]
+            own = batch.seeds or list(range(len(batch)))
+            gens = [torch.Generator().manual_seed(seed + own[t] * 1000 + j) for t in rows for j in range(k)]
             out = pipe(prompt_embeds=cond[rows.start:rows.stop].repeat_interleave(k, 0),
                        negative_prompt_embeds=uncond.expand(len(rows) * k, -1, -1).contiguous(),
                        num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,

@@ -173,3 +173,16 @@ def test_missing_mini_checkpoint_names_the_rebuild_command(tmp_path, monkeypatch
     monkeypatch.setitem(profiles.PROFILES["mini"], "detection", spec)
     with pytest.raises(MissingModelError, match="rebuild it with: vw mini train --model owl"):
         profiles.load_model("mini", "detection")
+
+
+def test_generations_do_not_depend_on_the_other_trials_of_the_batch(tiny_models, dataset):
+    import numpy as np
+
+    task = _task("generation", tiny_models, dataset)
+    trials = [Trial("tiny", "generation", "mini-objects", c, c) for c in ("star", "ring", "moon")]
+    batch = make_batch(task, trials)
+    words = task.text.embedding.weight[batch.anchor_ids].detach()
+    together = task.generate(words, batch, chunk=2)
+    alone = task.generate(words[2:], make_batch(task, trials[2:]))
+    assert np.array_equal(np.asarray(together[2][0]), np.asarray(alone[0][0]))
+    assert not np.array_equal(np.asarray(together[0][0]), np.asarray(together[1][0]))
