@@ -27,7 +27,7 @@ QUICK = {"concepts": 5}
 KERNEL_NAME = "vwlib"  # registered by `make install` (python -m ipykernel install --sys-prefix --name vwlib)
 
 
-def parameters_cell(nb) -> "nbformat.NotebookNode":
+def parameters_cell(nb):
     cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
     if len(cells) != 1:
         raise VWError(f"a notebook needs exactly one cell tagged 'parameters', found {len(cells)}")

@@ -3,7 +3,6 @@
 import math
 
 import pytest
-import torch
 
 from vwlib.loaders import load_from_dir
 from vwlib.mini.checkpoint import materialise

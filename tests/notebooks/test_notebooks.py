@@ -1,6 +1,5 @@
 """Every notebook runs headlessly under papermill with small parameters and writes its figures."""
 
-from pathlib import Path
 
 import nbformat
 import pytest

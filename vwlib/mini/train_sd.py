@@ -12,7 +12,6 @@ Usage:
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
