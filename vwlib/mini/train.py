@@ -21,7 +21,7 @@ from .models import CONTEXT, IMAGE_SIZE, SEEDS, build_mini
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
 
-DEFAULT_STEPS = {"clip": 3000, "scorer": 2500, "owl": 3000, "sd": 5000}
+DEFAULT_STEPS = {"clip": 3000, "scorer": 2500, "owl": 6000, "sd": 5000}
 
 
 def to_clip_pixels(images: torch.Tensor) -> torch.Tensor:
