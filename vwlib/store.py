@@ -80,6 +80,10 @@ class ResultStore:
     def load_vector(self, trial_dir: str | os.PathLike) -> torch.Tensor:
         return load_embedding(Path(trial_dir) / "embedding.safetensors")
 
+    def load_words(self, trials) -> torch.Tensor:
+        """[T, D]: the words of finished `trials`, in order."""
+        return torch.cat([self.load_vector(self.path(t)) for t in trials])
+
     def trial_dirs(self) -> list[Path]:
         if not self.root.is_dir():
             return []

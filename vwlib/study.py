@@ -82,12 +82,6 @@ def chance_note(scores) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _store_words(store, trials):
-    import torch
-
-    return torch.cat([store.load_vector(store.path(t)) for t in trials])
-
-
 def grid_trials(cfg: StudyConfig, dataset: str, task: str, delta) -> list[list[Trial]]:
     """[concept][anchor] trials of one dataset, task and δ (the anchor grid of paper Fig. 5)."""
     ds = load_dataset(dataset)
@@ -118,7 +112,7 @@ def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=
         kwargs["scorer"] = None
     t = make_task(task, model, ds, **kwargs)
     batch = make_batch(t, flat)
-    words = _store_words(store, flat)
+    words = store.load_words(flat)
     n_a = len(grid[0])
     if task == "generation":
         images = [imgs[0] for imgs in t.generate(words, batch, seed=seed)]
@@ -155,7 +149,7 @@ def truncation_row(cfg: StudyConfig, dataset: str, concept: str, anchor: str, de
     gen = load_model(cfg.profile, "generation")
     task = make_task("generation", gen, load_dataset(dataset),
                      **(task_kwargs_for(cfg.profile, "generation", cfg.task_kwargs) | {"scorer": None}))
-    words = _store_words(store, [trial])
+    words = store.load_words([trial])
     if source_task != "generation":
         src = TextSide(load_model(cfg.profile, source_task))
         words = fit_transfer(src, task.text, cfg.transfer_method)(words)
@@ -171,12 +165,15 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
     """End-of-text activations of every (concept, anchor) word of `dataset` at evenly spaced layers of `task`'s text
     encoder, in-domain and for words trained for `transfer_from` mapped into it; projected to 2-D, with kNN purity
     by concept and by anchor (paper Fig. 7 bottom)."""
-    from .engine import make_batch, run_trials
+    import torch
+
+    from .engine import run_trials
     from .probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
     from .profiles import load_model
     from .store import ResultStore
     from .tasks import PROMPTS
     from .text import TextSide
+    from .tokenizer import single_token_id
     from .transfer import fit_transfer
 
     store = ResultStore(cfg.out)
@@ -186,11 +183,10 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
     for row, source in ((f"in-domain ({task})", task), (f"{transfer_from} -> {task}", transfer_from)):
         flat = [t for r in grid_trials(cfg, dataset, source, delta) for t in r]
         run_trials(flat, store, progress=False, task_kwargs=cfg.task_kwargs)
-        words = _store_words(store, flat)
+        words = store.load_words(flat)
         if source != task:
             words = fit_transfer(TextSide(load_model(cfg.profile, source)), text, cfg.transfer_method)(words)
-        ds = load_dataset(dataset)
-        anchor_ids = make_batch(_IdsOnly(target, ds), flat).anchor_ids
+        anchor_ids = torch.tensor([single_token_id(target.tokenizer, t.anchor) for t in flat])
         ids = text.ids([PROMPTS[task].format(t.anchor) for t in flat])
         acts = pooled_activations(text, ids, anchor_ids, words, evenly_spaced_layers(text.num_layers))
         concepts = [t.concept for t in flat]
@@ -200,13 +196,6 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
                            "labels": concepts, "purity_concept": knn_purity(x, _codes(concepts)),
                            "purity_anchor": knn_purity(x, _codes(anchors))})
     return panels
-
-
-class _IdsOnly:
-    """What `make_batch` reads from a task (its model's tokenizer and dataset), without caching any images."""
-
-    def __init__(self, loaded, ds):
-        self.loaded, self.ds = loaded, ds
 
 
 def _codes(labels: list[str]) -> list[int]:

@@ -208,7 +208,7 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
             kwargs.setdefault("scorer", models["scorer"])
         task = make_task(dst, models[dst], load_dataset(dataset), **kwargs)
         batch = make_batch(task, trials)
-        words = torch.cat([store.load_vector(store.path(t)) for t in trials])
+        words = store.load_words(trials)
         mapped = tmap(words)
         metrics = task.evaluate(mapped, batch)
         nearest = nearest_words(TextSide(models[dst]), mapped, k=1)
