@@ -11,6 +11,7 @@ Usage:
     vw mini train --model clip              # rebuild a mini checkpoint from its seed
     vw mini eval --json                     # the mini models' quality bars, on fresh held-out images
     vw notebooks [--profile mini]           # run all notebooks headlessly (what `make figures` does)
+    vw sweep sweeps/mini.yaml [--backend ray --address auto]   # a grid of trials, resumable after kill -9
 """
 
 from __future__ import annotations
@@ -201,6 +202,22 @@ def _cmd_probe(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep import load_sweep, run_sweep
+
+    cfg = load_sweep(args.config, out=args.out, device=args.device, group_size=args.group_size)
+    if args.dry_run:
+        from .store import ResultStore
+        from .sweep import plan
+
+        trials, jobs = plan(cfg, ResultStore(cfg.study.out))
+        print(json.dumps({"trials": len(trials), "unfinished": sum(map(len, jobs)), "jobs": len(jobs)}))
+        return 0
+    summary = run_sweep(cfg, backend=args.backend, address=args.address, progress=not args.quiet)
+    print(json.dumps(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vw", description="vwlib: learn words for visual concepts and test whether "
                                 "they transfer between generation, detection and classification models.")
@@ -278,6 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])
     s.add_argument("--full", action="store_true", help="the full 10 x 10 grid (default: the quick 5 x 5 one)")
     s.set_defaults(func=_cmd_notebooks)
+
+    s = sub.add_parser("sweep", help="run a sweep file's grid of trials locally or on a Ray cluster (resumable)")
+    s.add_argument("config", help="a sweep YAML file (see sweeps/)")
+    s.add_argument("--backend", default="local", choices=["local", "ray"])
+    s.add_argument("--address", help="ray: the cluster to join (e.g. auto); default: start one on this machine")
+    s.add_argument("--out", help="override the file's result store")
+    s.add_argument("--device", help="override the file's device (cpu, cuda)")
+    s.add_argument("--group-size", type=int, help="override the trials per batched forward pass")
+    s.add_argument("--dry-run", action="store_true", help="print how many trials and jobs are left, run nothing")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_sweep)
     return p
 
 

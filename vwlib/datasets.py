@@ -116,14 +116,22 @@ def _concept_boxes(dataset: str, scene: Scene, label: int) -> list[list[float]]:
     return boxes[:1]
 
 
+def concept_names(name: str) -> tuple[list[str], list[str]]:
+    """(10 concepts, 10 index-aligned anchors) of a dataset, without loading any image (plans, dry runs)."""
+    if name in PAPER_DATASETS:
+        return list(PAPER_DATASETS[name][0]), list(PAPER_DATASETS[name][1])
+    if name == "mini-instances":
+        return list(INSTANCES), [a for a, _ in INSTANCES.values()]
+    if name in MINI_DATASETS:
+        return list(SHAPES), list(SHAPES)
+    raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}")
+
+
 @functools.lru_cache(maxsize=8)
 def load_mini_dataset(name: str, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
     if name not in MINI_DATASETS:
         raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}")
-    if name == "mini-instances":
-        concepts, anchors = list(INSTANCES), [a for a, _ in INSTANCES.values()]
-    else:
-        concepts, anchors = list(SHAPES), list(SHAPES)
+    concepts, anchors = concept_names(name)
     base = _SEED_OFFSET[name] + 10 * seed
     # train and val come from disjoint seeds: no image is in both
     return ConceptDataset(name, concepts, anchors, _examples(name, concepts, n_train, base + 1),

@@ -143,11 +143,23 @@ def validate(trials: list[Trial], models: dict) -> None:
             single_token_id(loaded.tokenizer, t.anchor)
 
 
+def group_trials(trials: list[Trial], max_size: int = 0) -> list[tuple[tuple, list[Trial]]]:
+    """Trials that can share one batched forward pass: same (profile, task, dataset, steps, lr), at most `max_size`
+    per group (0: no limit), in first-seen order. Returns [((profile, task, dataset, steps, lr), [Trial])]."""
+    groups: dict[tuple, list[Trial]] = defaultdict(list)
+    for t in trials:
+        steps, lr = DEFAULTS[t.profile][t.task]
+        groups[(t.profile, t.task, t.dataset, t.steps or steps, t.lr or lr)].append(t)
+    size = max_size or max([len(g) for g in groups.values()], default=1)
+    return [(key, group[i:i + size]) for key, group in groups.items() for i in range(0, len(group), size)]
+
+
 def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool = True,
-               models: dict | None = None, task_kwargs: dict | None = None) -> list:
+               models: dict | None = None, task_kwargs: dict | None = None, max_size: int = 0) -> list:
     """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs.
 
-    models: {(profile, role): Loaded} to reuse loaded models; task_kwargs: {task: {option: value}} overrides.
+    models: {(profile, role): Loaded} to reuse loaded models; task_kwargs: {task: {option: value}} overrides;
+    max_size: at most this many trials per batched forward pass (0: all trials of a group at once).
     """
     from .datasets import load_dataset
     from .profiles import fingerprint, get_spec, load_model
@@ -161,11 +173,7 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
         if (t.profile, t.task) not in models:
             models[(t.profile, t.task)] = load_model(t.profile, t.task, device=device)  # task names are roles
     validate(todo, models)
-    groups: dict[tuple, list[Trial]] = defaultdict(list)
-    for t in todo:
-        steps, lr = DEFAULTS[t.profile][t.task]
-        groups[(t.profile, t.task, t.dataset, t.steps or steps, t.lr or lr)].append(t)
-    for (profile, task_name, dataset, steps, lr), group in groups.items():
+    for (profile, task_name, dataset, steps, lr), group in group_trials(todo, max_size):
         kwargs = task_kwargs_for(profile, task_name, task_kwargs)
         if task_name == "generation" and "scorer" not in kwargs:
             kwargs["scorer"] = models.setdefault((profile, "scorer"), load_model(profile, "scorer", device=device))

@@ -7,7 +7,8 @@
                                  trial's own task, after transfer otherwise (written by later stages)
 
 A trial directory appears whole or not at all (written under a temporary name, then renamed), so an interrupted run
-leaves no torn trial, and a re-run skips every trial whose directory exists.
+leaves no torn trial, and a re-run skips every trial whose directory exists. Temporary names carry the writer's
+host and pid (".<name>@host-pid@..."), so `clean_stale` can remove what a killed writer left behind.
 
 Usage:
     store = ResultStore("runs/mini")
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -36,8 +38,30 @@ def _dump(obj) -> str:
     return json.dumps(obj, indent=1, allow_nan=False, default=str)
 
 
+def _writer_tag() -> str:
+    """host-pid of this process: names its temporary files, so a later run can tell a dead writer's leftovers."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _dead_writer(name: str) -> bool:
+    """True when temporary file/dir `name` ("...@host-pid@...") belongs to a process of this host that has died."""
+    parts = name.split("@")
+    if len(parts) < 3:
+        return False
+    host, _, pid = parts[1].rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's writer (a Ray node): only that machine can tell whether it is alive
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}@{_writer_tag()}@.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -56,7 +80,7 @@ class ResultStore:
         """Write a finished trial (vector [num_vectors, D], or None for a failed one) as one atomic directory."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(trial)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.root))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}@{_writer_tag()}@", dir=self.root))
         try:
             if vector is not None:
                 save_file({"embedding": vector.detach().float().cpu().contiguous()}, str(tmp / "embedding.safetensors"),
@@ -72,6 +96,17 @@ class ResultStore:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+    def clean_stale(self) -> int:
+        """Remove the temporary files of writers that died (kill -9) before renaming them; returns how many.
+        Finished trials are never touched; live writers' files (this host or others) are left alone."""
+        if not self.root.is_dir():
+            return 0
+        stale = [p for p in self.root.glob(".*") if _dead_writer(p.name)]
+        stale += [p for p in self.root.glob("*/.*.tmp") if _dead_writer(p.name)]
+        for p in stale:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        return len(stale)
 
     def add_evaluation(self, trial: Trial, task: str, metrics: dict) -> None:
         """Add (or replace) the metrics of this trial's word evaluated by `task` (e.g. after transfer)."""

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .datasets import MINI_DATASETS, load_dataset
+from .datasets import MINI_DATASETS, concept_names, load_dataset
 from .trials import TASKS, Trial, parse_delta
 
 
@@ -32,10 +32,10 @@ class StudyConfig:
     def trials(self) -> list[Trial]:
         out = []
         for name in self.datasets:
-            ds = load_dataset(name)
+            concepts, all_anchors = concept_names(name)  # names only: planning loads no image
             for task in self.tasks:
-                for c, concept in enumerate(ds.concepts[: self.concepts]):
-                    anchors = ds.anchors[: self.concepts] if self.anchors == "all" else [ds.anchors[c]]
+                for c, concept in enumerate(concepts[: self.concepts]):
+                    anchors = all_anchors[: self.concepts] if self.anchors == "all" else [all_anchors[c]]
                     for anchor in anchors:
                         for delta in self.deltas:
                             for seed in self.seeds:

@@ -39,10 +39,10 @@ def object_phrase(o: ObjectSpec, rng: np.random.Generator, full: bool = False) -
     return ("an " if words[0][0] in "aeiou" else "a ") + " ".join(words)
 
 
-def sample_caption(scene: Scene, rng: np.random.Generator) -> str:
+def sample_caption(scene: Scene, rng: np.random.Generator, largest_only: float = 0.3) -> str:
     order = [scene.largest()] + [i for i in range(len(scene.objects)) if i != scene.largest()]
     phrases = [object_phrase(scene.objects[i], rng) for i in order]
-    if len(phrases) > 1 and rng.random() < 0.3:
+    if len(phrases) > 1 and rng.random() < largest_only:
         phrases = phrases[:1]  # name only the largest object, as the scene datasets' labels do
     text = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
     if rng.random() < 0.25:
@@ -50,14 +50,15 @@ def sample_caption(scene: Scene, rng: np.random.Generator) -> str:
     return str(rng.choice(PREFIXES)) + text
 
 
-def caption_pool(n: int, size: int, seed: int, scene_share: float = 0.3) -> Pool:
-    """`n` images (single objects, and scenes of 2-4 objects for `scene_share` of them) with sampled captions."""
+def caption_pool(n: int, size: int, seed: int, scene_share: float = 0.3, largest_only: float = 0.3) -> Pool:
+    """`n` images (single objects, and scenes of 2-4 objects for `scene_share` of them) with sampled captions;
+    `largest_only`: share of scene captions that name only the largest object (the scene datasets' label)."""
     rng = np.random.default_rng(seed)
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
     captions, scenes = [], []
     for k in range(n):
         scene = sample_scene(rng, (2, 4)) if rng.random() < scene_share else sample_single(rng)
         images[k] = torch.from_numpy(np.array(render(scene, size))).permute(2, 0, 1)
-        captions.append(sample_caption(scene, rng))
+        captions.append(sample_caption(scene, rng, largest_only))
         scenes.append(scene)
     return Pool(images, captions, scenes)

@@ -22,6 +22,7 @@ CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
 
 DEFAULT_STEPS = {"clip": 3000, "scorer": 2500, "owl": 6000, "sd": 5000}
+POOL: dict[str, dict] = {}  # per-model training-pool settings (caption_pool keyword arguments) beyond the defaults
 
 
 def to_clip_pixels(images: torch.Tensor) -> torch.Tensor:
@@ -61,11 +62,11 @@ def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.
 
 
 def train_contrastive(name: str, steps: int, batch: int = 128, lr: float = 2e-3, pool_size: int = 30000,
-                      log_every: int = 50) -> tuple:
+                      log_every: int = 50, **pool_kwargs) -> tuple:
     """Train mini-clip or mini-scorer (both open_clip CLIPs) contrastively on captioned world images."""
     loaded = build_mini(name)
     model = loaded.model.train()
-    pool = caption_pool(pool_size, IMAGE_SIZE[name], seed=SEEDS[name] * 1000)
+    pool = caption_pool(pool_size, IMAGE_SIZE[name], seed=SEEDS[name] * 1000, **{**POOL.get(name, {}), **pool_kwargs})
     ids = tokenize(loaded.tokenizer, pool.captions, pad_id=0)
     caption_index = {c: i for i, c in enumerate(sorted(set(pool.captions)))}
     cap = torch.tensor([caption_index[c] for c in pool.captions])

@@ -1,0 +1,175 @@
+"""Sweeps: a YAML grid of trials, grouped into batched jobs, run here or on a Ray cluster, resumable after kill -9.
+
+A sweep file holds a `StudyConfig` (the grid: profile, datasets, tasks, concepts, anchors, deltas, seeds, steps, out)
+plus how to run it:
+
+    profile: mini
+    out: runs/sweep-mini          # the result store; on a cluster, a filesystem every node mounts
+    datasets: [mini-objects]
+    tasks: [classification]
+    concepts: 10                  # the first n concepts of each dataset
+    anchors: all                  # all: every concept x the first n anchors; own: each concept's own anchor
+    deltas: [0.1, 0.5, inf]
+    group_size: 64                # trials per batched forward pass (one job); bound it by accelerator memory
+    transfer: true                # after training, score every word in the two other task models
+    device: cpu                   # cuda on GPU machines
+    ray: {num_cpus: 1, num_gpus: 0}   # resources of one job on a Ray cluster
+
+Every trial is keyed by its parameters and the model's fingerprint (`Trial.key`), and written as one atomic
+directory, so a re-run skips what is finished, and two workers that race on one trial leave it written once.
+
+Usage:
+    cfg = load_sweep("sweeps/mini.yaml")
+    summary = run_sweep(cfg, backend="local")          # or backend="ray", address="auto"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import VWError
+from .study import StudyConfig
+from .trials import Trial
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    study: StudyConfig
+    group_size: int = 64
+    transfer: bool = True
+    device: str = "cpu"
+    ray: dict = field(default_factory=lambda: {"num_cpus": 1, "num_gpus": 0}, hash=False)
+
+    def trials(self) -> list[Trial]:
+        return self.study.trials()
+
+
+def load_sweep(path: str | Path, **overrides) -> SweepConfig:
+    """Read a sweep file; unknown keys are an error that lists the known ones. `overrides` replace file values."""
+    path = Path(path)
+    if not path.is_file():
+        raise VWError(f"no sweep file at {path}; see sweeps/ for examples")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise VWError(f"{path}: a sweep file is a mapping of settings, got {type(raw).__name__}")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    study_keys = {f.name for f in dataclasses.fields(StudyConfig)}
+    sweep_keys = {f.name for f in dataclasses.fields(SweepConfig)} - {"study"}
+    unknown = sorted(set(raw) - study_keys - sweep_keys)
+    if unknown:
+        raise VWError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(study_keys | sweep_keys))}")
+    study = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in study_keys}
+    if "deltas" in study:
+        study["deltas"] = tuple("inf" if isinstance(d, float) and math.isinf(d) else d for d in study["deltas"])
+    if isinstance(study.get("concepts"), str) and study["concepts"] == "all":
+        study["concepts"] = 10**6
+    cfg = SweepConfig(StudyConfig(**study), **{k: v for k, v in raw.items() if k in sweep_keys})
+    if cfg.group_size < 1:
+        raise VWError(f"{path}: group_size must be >= 1, got {cfg.group_size}")
+    return cfg
+
+
+def plan(cfg: SweepConfig, store) -> tuple[list[Trial], list[list[Trial]]]:
+    """(all trials of the grid, jobs of the unfinished ones): each job is one batched forward pass."""
+    from .engine import group_trials
+
+    trials = cfg.trials()
+    todo = [t for t in trials if not store.done(t)]
+    return trials, [group for _, group in group_trials(todo, cfg.group_size)]
+
+
+# One model cache per process: a local sweep, or a Ray worker that runs many jobs, loads each model once.
+_MODELS: dict = {}
+
+
+def run_job(trial_dicts: list[dict], out: str, task_kwargs: dict, device: str = "cpu") -> list[str]:
+    """Train, evaluate and write one job's trials (runs in the driver or in a Ray worker). Returns their keys."""
+    from .engine import run_trials
+    from .store import ResultStore
+
+    trials = [Trial.from_dict(d) for d in trial_dicts]
+    run_trials(trials, ResultStore(out), device=device, progress=False, models=_MODELS, task_kwargs=task_kwargs)
+    return [t.key() for t in trials]
+
+
+def run_sweep(cfg: SweepConfig, backend: str = "local", address: str | None = None, progress: bool = True) -> dict:
+    """Run every unfinished trial of `cfg` (then, if `cfg.transfer`, the transfer evaluations); returns a summary:
+    {"trials", "already_done", "trained", "failed", "jobs", "seconds", "backend"}."""
+    from tqdm.auto import tqdm
+
+    from .engine import validate
+    from .profiles import load_model
+    from .store import ResultStore
+
+    if backend not in BACKENDS:
+        raise VWError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    t0 = time.time()
+    store = ResultStore(cfg.study.out)
+    store.clean_stale()  # what a killed run left half-written
+    trials, jobs = plan(cfg, store)
+    todo = [t for job in jobs for t in job]
+    if todo:  # fail on bad input before any job starts (unknown concept, multi-token anchor, missing model)
+        tasks = sorted({t.task for t in todo})
+        for task in tasks:
+            _MODELS.setdefault((cfg.study.profile, task), load_model(cfg.study.profile, task, device=cfg.device))
+        validate(todo, {k: v for k, v in _MODELS.items() if k[0] == cfg.study.profile})
+    bar = tqdm(total=len(todo), desc=f"sweep ({backend})", unit="trial", disable=not progress)
+    payloads = [([t.to_dict() for t in job], str(store.root), cfg.study.task_kwargs, cfg.device) for job in jobs]
+    if backend == "local" or not jobs:
+        for payload in payloads:
+            run_job(*payload)
+            bar.update(len(payload[0]))
+    else:
+        _run_ray(payloads, cfg.ray, address, bar)
+    bar.close()
+    if cfg.transfer:
+        from .transfer import evaluate_transfers, fit_all
+
+        roles = ("generation", "detection", "classification", "scorer")
+        models = {r: _MODELS.get((cfg.study.profile, r)) or load_model(cfg.study.profile, r, device=cfg.device)
+                  for r in roles}
+        maps = fit_all(cfg.study.profile, models, cfg.study.transfer_method, out_dir=store.root / "maps")
+        evaluate_transfers(store, maps, models, task_kwargs=cfg.study.task_kwargs, profile=cfg.study.profile)
+    failed = sum(1 for t in trials if store.done(t) and _status(store, t) == "failed")
+    return {"backend": backend, "trials": len(trials), "already_done": len(trials) - len(todo), "trained": len(todo),
+            "failed": failed, "jobs": len(jobs), "seconds": round(time.time() - t0, 1)}
+
+
+def _status(store, trial: Trial) -> str:
+    import json
+
+    return json.loads((store.path(trial) / "config.json").read_text()).get("status", "ok")
+
+
+def _run_ray(payloads: list[tuple], resources: dict, address: str | None, bar) -> None:
+    """One Ray task per job; an existing cluster with `address` ("auto", "ray://host:10001"), else a local one."""
+    try:
+        import ray
+    except ImportError:
+        raise VWError("the ray backend needs Ray: pip install 'vwlib[ray]' (or use --backend local)") from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count(), log_to_driver=False, include_dashboard=False)  # this machine only
+    remote = ray.remote(num_cpus=resources.get("num_cpus", 1), num_gpus=resources.get("num_gpus", 0),
+                        max_retries=2)(run_job)  # a job lost with its node is retried; finished trials are skipped
+    pending = {remote.remote(*p): len(p[0]) for p in payloads}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ray.get(done[0])  # re-raises a job's error here
+            bar.update(pending.pop(done[0]))
+    finally:
+        if started:
+            ray.shutdown()
