@@ -38,5 +38,10 @@ test-all: install
 test-gpu: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m gpu -q
 
+## speed: the batched engine vs a sequential loop per task, and the wall time of `make figures` (prints ratios)
+bench: install
+	$(BIN)/python bench/engine_speed.py
+	$(BIN)/python bench/make_figures_time.py
+
 clean-build:
 	rm -rf build

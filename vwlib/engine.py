@@ -19,6 +19,7 @@ from collections import defaultdict
 import torch
 from tqdm.auto import tqdm
 
+from .accel import accelerate, autocast
 from .errors import VWError
 from .tasks import TrialBatch, make_task
 from .tokenizer import single_token_id
@@ -89,10 +90,11 @@ def train_words(task, batch: TrialBatch, deltas: list[float], steps: int, lr: fl
     if steps < 1:
         raise VWError(f"steps must be >= 1, got {steps}")
     table = task.text.embedding.weight.detach()
-    anchors = table[batch.anchor_ids].float().clone()  # [T, D]
+    device = table.device
+    anchors = table[batch.anchor_ids.to(device)].float().clone()  # [T, D], fp32 whatever the towers run in
     known = task.text.known_ids()
     radii = torch.tensor([math.inf if math.isinf(d) else d * nearest_word_distance(table, known, int(a))
-                          for d, a in zip(deltas, batch.anchor_ids)])
+                          for d, a in zip(deltas, batch.anchor_ids)], device=device)
     words = torch.nn.Parameter(anchors.clone())
     opt = torch.optim.Adam([words], lr=lr, **ADAM)
     failed: dict[int, str] = {}
@@ -100,11 +102,12 @@ def train_words(task, batch: TrialBatch, deltas: list[float], steps: int, lr: fl
     for module in _frozen_modules(task):
         module.requires_grad_(False)
     for step in tqdm(range(steps), disable=not progress, desc=task.name, mininterval=2):
-        losses = task.losses(words, batch)  # [T]
+        with autocast(device):  # bf16 frozen towers on CUDA; the fp32 words get fp32 gradients
+            losses = task.losses(words, batch).float()  # [T]
         bad = ~torch.isfinite(losses.detach())
         for row in torch.nonzero(bad).flatten().tolist():
             failed.setdefault(row, f"loss became {float(losses.detach()[row])} at step {step}")
-        alive = torch.tensor([r not in failed for r in range(len(batch))])
+        alive = torch.tensor([r not in failed for r in range(len(batch))], device=device)
         opt.zero_grad(set_to_none=True)
         torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
         if words.grad is not None:
@@ -155,11 +158,13 @@ def group_trials(trials: list[Trial], max_size: int = 0) -> list[tuple[tuple, li
 
 
 def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool = True,
-               models: dict | None = None, task_kwargs: dict | None = None, max_size: int = 0) -> list:
+               models: dict | None = None, task_kwargs: dict | None = None, max_size: int = 0,
+               compile: bool = False) -> list:
     """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs.
 
     models: {(profile, role): Loaded} to reuse loaded models; task_kwargs: {task: {option: value}} overrides;
-    max_size: at most this many trials per batched forward pass (0: all trials of a group at once).
+    max_size: at most this many trials per batched forward pass (0: all trials of a group at once);
+    compile: torch.compile the dominant frozen module (worth it for long GPU sweeps only).
     """
     from .datasets import load_dataset
     from .profiles import fingerprint, get_spec, load_model
@@ -173,6 +178,9 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
         if (t.profile, t.task) not in models:
             models[(t.profile, t.task)] = load_model(t.profile, t.task, device=device)  # task names are roles
     validate(todo, models)
+    for loaded in models.values():
+        if "accelerated" not in loaded.meta and (compile or str(device).startswith("cuda")):
+            accelerate(loaded, compile=compile)
     for (profile, task_name, dataset, steps, lr), group in group_trials(todo, max_size):
         kwargs = task_kwargs_for(profile, task_name, task_kwargs)
         if task_name == "generation" and "scorer" not in kwargs:

@@ -12,7 +12,8 @@ plus how to run it:
     deltas: [0.1, 0.5, inf]
     group_size: 64                # trials per batched forward pass (one job); bound it by accelerator memory
     transfer: true                # after training, score every word in the two other task models
-    device: cpu                   # cuda on GPU machines
+    device: cpu                   # cuda on GPU machines (bf16 frozen towers, SDPA, channels-last)
+    compile: false                # torch.compile the UNet / text tower: pays off over long GPU sweeps
     ray: {num_cpus: 1, num_gpus: 0}   # resources of one job on a Ray cluster
 
 Every trial is keyed by its parameters and the model's fingerprint (`Trial.key`), and written as one atomic
@@ -47,6 +48,7 @@ class SweepConfig:
     group_size: int = 64
     transfer: bool = True
     device: str = "cpu"
+    compile: bool = False  # torch.compile the dominant frozen module (long GPU sweeps)
     ray: dict = field(default_factory=lambda: {"num_cpus": 1, "num_gpus": 0}, hash=False)
 
     def trials(self) -> list[Trial]:
@@ -91,13 +93,15 @@ def plan(cfg: SweepConfig, store) -> tuple[list[Trial], list[list[Trial]]]:
 _MODELS: dict = {}
 
 
-def run_job(trial_dicts: list[dict], out: str, task_kwargs: dict, device: str = "cpu") -> list[str]:
+def run_job(trial_dicts: list[dict], out: str, task_kwargs: dict, device: str = "cpu", compile: bool = False
+            ) -> list[str]:
     """Train, evaluate and write one job's trials (runs in the driver or in a Ray worker). Returns their keys."""
     from .engine import run_trials
     from .store import ResultStore
 
     trials = [Trial.from_dict(d) for d in trial_dicts]
-    run_trials(trials, ResultStore(out), device=device, progress=False, models=_MODELS, task_kwargs=task_kwargs)
+    run_trials(trials, ResultStore(out), device=device, progress=False, models=_MODELS, task_kwargs=task_kwargs,
+               compile=compile)
     return [t.key() for t in trials]
 
 
@@ -123,7 +127,8 @@ def run_sweep(cfg: SweepConfig, backend: str = "local", address: str | None = No
             _MODELS.setdefault((cfg.study.profile, task), load_model(cfg.study.profile, task, device=cfg.device))
         validate(todo, {k: v for k, v in _MODELS.items() if k[0] == cfg.study.profile})
     bar = tqdm(total=len(todo), desc=f"sweep ({backend})", unit="trial", disable=not progress)
-    payloads = [([t.to_dict() for t in job], str(store.root), cfg.study.task_kwargs, cfg.device) for job in jobs]
+    payloads = [([t.to_dict() for t in job], str(store.root), cfg.study.task_kwargs, cfg.device, cfg.compile)
+                for job in jobs]
     if backend == "local" or not jobs:
         for payload in payloads:
             run_job(*payload)

@@ -71,7 +71,7 @@ class Task:
 
 def _signed_cosine(cos: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
     """−mean(cos over positives) + mean(cos over the rest), per row. cos, positive: [T, K] -> [T]."""
-    pos = positive.float()
+    pos = positive.to(cos.device, cos.dtype)
     neg = 1 - pos
     return -(cos * pos).sum(1) / pos.sum(1).clamp(min=1) + (cos * neg).sum(1) / neg.sum(1).clamp(min=1)
 
@@ -105,7 +105,7 @@ class ClassificationTask(Task):
             c = int(batch.concept[t])
             sim = name_sim.clone()
             sim[:, c] = word_sim[:, t]  # the word replaces the target's name among the 10 class texts
-            chosen = sim.argmax(1) == c
+            chosen = (sim.argmax(1) == c).cpu()
             target = self.val_labels == c
             out.append({"accuracy": float(chosen[target].float().mean()),
                         "false_positive_rate": float(chosen[~target].float().mean())})
@@ -127,7 +127,7 @@ class DetectionTask(Task):
             iou = box_iou(side["boxes"][i], torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4)).max(1).values
             positive[i] = iou >= self.IOU_POSITIVE
             positive[i, iou.argmax()] = True
-        self.train_positive = positive
+        self.train_positive = positive.to(self.train_embeds.device)
         self._val_side = None
 
     def query_features(self, vectors, batch) -> torch.Tensor:
@@ -137,7 +137,7 @@ class DetectionTask(Task):
         q = self.query_features(vectors, batch)  # [T, E]
         rows = []
         for t in range(len(batch)):
-            images = self.train_labels == batch.concept[t]  # the concept's own images
+            images = (self.train_labels == batch.concept[t]).to(q.device)  # the concept's own images
             cos = self.train_embeds[images] @ q[t]  # [n, P]
             rows.append(_signed_cosine(cos.reshape(1, -1), self.train_positive[images].reshape(1, -1))[0])
         return torch.stack(rows)
@@ -148,8 +148,8 @@ class DetectionTask(Task):
 
         if self._val_side is None:
             self._val_side = owl_image_side(self.loaded, [e.image for e in self.ds.val])
-        scores = owl_logits(self._val_side, self.query_features(vectors, batch)).sigmoid()  # [M, P, T]
-        boxes = self._val_side["boxes"]
+        scores = owl_logits(self._val_side, self.query_features(vectors, batch)).sigmoid().cpu()  # [M, P, T]
+        boxes = self._val_side["boxes"].cpu()
         out = []
         for t in range(len(batch)):
             c = int(batch.concept[t])
@@ -180,16 +180,17 @@ class GenerationTask(Task):
     def losses(self, vectors, batch):
         """Textual inversion: each trial draws `batch_per_trial` of its concept's images, timesteps and noise from
         its own generator; the target is the scheduler's (velocity for v-prediction models, else the noise)."""
-        k = self.batch_per_trial
+        k, device = self.batch_per_trial, self.latent_mean.device
         x0, t_all, noise = [], [], []
         for t in range(len(batch)):
             g = batch.generators[t]
             pool = torch.nonzero(self.train_labels == batch.concept[t]).flatten()
             pick = pool[torch.randint(len(pool), (k,), generator=g)]
-            eps = torch.randn(self.latent_mean[pick].shape, generator=g)
+            # drawn on the CPU from the trial's own generator: the same trial gets the same draws on any device
+            eps = torch.randn(self.latent_mean[pick].shape, generator=g).to(device)
             x0.append(self.latent_mean[pick] + self.latent_std[pick] * eps)
-            t_all.append(torch.randint(0, self.scheduler.config.num_train_timesteps, (k,), generator=g))
-            noise.append(torch.randn(self.latent_mean[pick].shape, generator=g))
+            t_all.append(torch.randint(0, self.scheduler.config.num_train_timesteps, (k,), generator=g).to(device))
+            noise.append(torch.randn(self.latent_mean[pick].shape, generator=g).to(device))
         x0, steps, noise = torch.cat(x0), torch.cat(t_all), torch.cat(noise)
         noisy = self.scheduler.add_noise(x0, noise, steps)
         target = (self.scheduler.get_velocity(x0, noise, steps)
@@ -231,7 +232,7 @@ class GenerationTask(Task):
         names = F.normalize(names.float(), dim=-1)
         out = []
         for t, imgs in enumerate(images):
-            votes = (clip_image_features(self.scorer, imgs) @ names.t()).argmax(1)
+            votes = (clip_image_features(self.scorer, imgs) @ names.t()).argmax(1).cpu()
             out.append({"accuracy": float((votes == batch.concept[t]).float().mean())})
         return out
 

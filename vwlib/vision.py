@@ -13,21 +13,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .accel import model_device
+
 
 def _batches(items, size):
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
 
-def _device(loaded) -> torch.device:
-    module = loaded.model.unet if loaded.family == "sd" else loaded.model
-    return next(module.parameters()).device
-
-
 @torch.no_grad()
 def clip_image_features(loaded, images, batch: int = 128) -> torch.Tensor:
     """[N, E] unit image features of PIL `images` through the model's own preprocessing."""
-    device, out = _device(loaded), []
+    device, out = model_device(loaded), []
     for chunk in _batches(list(images), batch):
         if loaded.family == "open_clip":
             x = torch.stack([loaded.processor(im.convert("RGB")) for im in chunk]).to(device)
@@ -49,7 +46,7 @@ def owl_image_side(loaded, images, batch: int = 32) -> dict[str, torch.Tensor]:
     class_embeds [N, P, E] (class_head.dense0, normalised), logit_shift / logit_scale [N, P] (the query-independent
     terms: logits = (cos + shift) * scale), boxes [N, P, 4] xyxy in pixels of each original image, objectness [N, P].
     """
-    model, device = loaded.model, _device(loaded)
+    model, device = loaded.model, model_device(loaded)
     parts: dict[str, list] = {k: [] for k in ("class_embeds", "logit_shift", "logit_scale", "boxes", "objectness")}
     for chunk in _batches(list(images), batch):
         x = loaded.processor.image_processor(images=[im.convert("RGB") for im in chunk], return_tensors="pt")
@@ -79,7 +76,7 @@ def owl_logits(side: dict[str, torch.Tensor], queries: torch.Tensor) -> torch.Te
 @torch.no_grad()
 def sd_latents(loaded, images, batch: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """VAE posterior mean and std of `images`, scaled by the VAE's scaling factor: [N, C, h, w] each."""
-    pipe, device = loaded.model, _device(loaded)
+    pipe, device = loaded.model, model_device(loaded)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     means, stds = [], []
     for chunk in _batches(list(images), batch):

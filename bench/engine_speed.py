@@ -1,0 +1,134 @@
+"""The batched, cached engine against a sequential diffusers-style loop, on the same trials, per task (issue #7).
+
+    sequential  one trial at a time, its own Adam; every step re-encodes the image side from pixels, as a
+                textual-inversion script does (classification: all training images, the loss contrasts them;
+                detection: the concept's 8 images; generation: a batch of the concept's images through the VAE)
+    batched     vwlib.engine.train_words: the image side encoded once per task (timed), every trial one row of one
+                forward pass
+
+Both use the task's own loss code and the profile's steps and learning rate. The sequential loop runs the first
+`--seq-trials` trials (each costs the same), the batched engine all `--trials`; trials per second are compared.
+
+Usage:
+    python bench/engine_speed.py                       # all three tasks on the mini world, 2 threads
+    python bench/engine_speed.py --task generation --trials 50 --profile mini --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import replace
+
+import torch
+
+from vwlib.accel import accelerate, autocast
+from vwlib.datasets import load_dataset
+from vwlib.engine import DEFAULTS, ADAM, make_batch, nearest_word_distance, project, task_kwargs_for, train_words
+from vwlib.profiles import load_model
+from vwlib.study import StudyConfig
+from vwlib.tasks import make_task
+
+TARGETS = {"classification": 30.0, "detection": 10.0, "generation": 2.0}  # issue #7, mini world on 2 CPU cores
+
+
+def trials_for(profile: str, task: str, dataset: str, n: int, delta: float):
+    """The first `n` trials of the dataset's concept x anchor grid at one δ."""
+    grid = StudyConfig(profile=profile, datasets=(dataset,), tasks=(task,), deltas=(delta,), concepts=10).trials()
+    return grid[:n]
+
+
+def image_subset(ds, task: str, concept: str, k: int):
+    """The images a sequential loop re-encodes at each step of one trial."""
+    if task == "classification":
+        return ds  # the loss contrasts the concept's images with every other concept's
+    own = ds.train_of(concept)
+    return replace(ds, train=own[:k] if task == "generation" else own)
+
+
+def run_batched(task_name, model, ds, trials, steps, lr, kwargs, device):
+    t0 = time.perf_counter()
+    task = make_task(task_name, model, ds, **kwargs)  # the cached image side: part of the timed cost
+    batch = make_batch(task, trials)
+    train_words(task, batch, [t.delta for t in trials], steps, lr)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def run_sequential(task_name, model, ds, trials, steps, lr, kwargs, device):
+    t0 = time.perf_counter()
+    for trial in trials:
+        sub = image_subset(ds, task_name, trial.concept, kwargs.get("batch_per_trial", 2))
+        task = make_task(task_name, model, sub, **kwargs)
+        batch = make_batch(task, [trial])
+        table = task.text.embedding.weight.detach()
+        anchor = table[batch.anchor_ids.to(table.device)].float()
+        radius = torch.tensor([trial.delta * nearest_word_distance(table, task.text.known_ids(), int(batch.anchor_ids[0]))
+                               if math.isfinite(trial.delta) else math.inf], device=table.device)
+        word = torch.nn.Parameter(anchor.clone())
+        opt = torch.optim.Adam([word], lr=lr, **ADAM)
+        for _ in range(steps):
+            task = make_task(task_name, model, sub, **kwargs)  # image side re-encoded from pixels, every step
+            with autocast(table.device):
+                loss = task.losses(word, batch).float().sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                project(word.data, anchor, radius)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", default="all", choices=["all", *TARGETS])
+    p.add_argument("--profile", default="mini")
+    p.add_argument("--dataset", default="mini-objects")
+    p.add_argument("--trials", type=int, default=100, help="trials of the batched engine (the 10 x 10 grid)")
+    p.add_argument("--seq-trials", type=int, default=2, help="trials of the sequential loop")
+    p.add_argument("--steps", type=int, help="default: the profile's per task")
+    p.add_argument("--delta", type=float, default=0.5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ds = load_dataset(args.dataset)
+    rows = []
+    for task_name in TARGETS if args.task == "all" else [args.task]:
+        model = load_model(args.profile, task_name, device=args.device)
+        if args.device.startswith("cuda"):
+            accelerate(model)
+        kwargs = task_kwargs_for(args.profile, task_name)
+        kwargs.pop("num_inference_steps", None), kwargs.pop("guidance_scale", None)  # evaluation-only settings
+        steps, lr = DEFAULTS[args.profile][task_name]
+        steps = args.steps or steps
+        trials = trials_for(args.profile, task_name, args.dataset, args.trials, args.delta)
+        batched = run_batched(task_name, model, ds, trials, steps, lr, kwargs, args.device)
+        sequential = run_sequential(task_name, model, ds, trials[: args.seq_trials], steps, lr, kwargs, args.device)
+        row = {"task": task_name, "profile": args.profile, "device": args.device, "threads": args.threads,
+               "steps": steps, "batched_trials": len(trials), "sequential_trials": args.seq_trials,
+               "batched_trials_per_s": len(trials) / batched, "sequential_trials_per_s": args.seq_trials / sequential}
+        row["speedup"] = row["batched_trials_per_s"] / row["sequential_trials_per_s"]
+        row["words_per_hour"] = 3600 * row["batched_trials_per_s"]
+        rows.append(row)
+        target = TARGETS[task_name]
+        print(f"{task_name:<15} batched {row['batched_trials_per_s']:8.3f} trials/s ({len(trials)} trials, {batched:.1f} s)"
+              f" | sequential {row['sequential_trials_per_s']:8.4f} trials/s ({args.seq_trials} trials, {sequential:.1f} s)"
+              f" | ratio {row['speedup']:6.1f}x (target {target:g}x on the mini world, 2 CPU cores)", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
