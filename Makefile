@@ -41,6 +41,7 @@ test-gpu: install
 ## speed: the batched engine vs a sequential loop per task, and the wall time of `make figures` (prints ratios)
 bench: install
 	$(BIN)/python bench/engine_speed.py
+	$(BIN)/python bench/cones_speed.py
 	$(BIN)/python bench/make_figures_time.py
 
 clean-build:

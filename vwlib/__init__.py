@@ -18,13 +18,13 @@ _os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 from .datasets import load_dataset  # noqa: E402
 from .errors import MissingModelError, VWError  # noqa: E402
 from .loaders import Loaded, build_tiny, load_from_dir, save_model  # noqa: E402
-from .plotting import save  # noqa: E402
+from .plotting import save, save_table  # noqa: E402
 from .profiles import PROFILES, ROLES, get_spec, load_model, model_table, parameter_breakdown  # noqa: E402
 from .tokenizer import clip_tokenizer, single_token_id  # noqa: E402
 
 __all__ = [
     "Loaded", "MissingModelError", "PROFILES", "ROLES", "VWError", "build_tiny", "clip_tokenizer", "get_spec",
     "load_dataset",
-    "load_from_dir", "load_model", "model_table", "parameter_breakdown", "save", "save_model", "single_token_id",
+    "load_from_dir", "load_model", "model_table", "parameter_breakdown", "save", "save_model", "save_table", "single_token_id",
 ]
 __version__ = "0.1.0"

@@ -147,12 +147,13 @@ def validate(trials: list[Trial], models: dict) -> None:
 
 
 def group_trials(trials: list[Trial], max_size: int = 0) -> list[tuple[tuple, list[Trial]]]:
-    """Trials that can share one batched forward pass: same (profile, task, dataset, steps, lr), at most `max_size`
-    per group (0: no limit), in first-seen order. Returns [((profile, task, dataset, steps, lr), [Trial])]."""
+    """Trials that can share one batched forward pass: same (profile, task, dataset, steps, lr, space), at most
+    `max_size` per group (0: no limit), in first-seen order. Returns [((profile, task, dataset, steps, lr, space),
+    [Trial])]."""
     groups: dict[tuple, list[Trial]] = defaultdict(list)
     for t in trials:
         steps, lr = DEFAULTS[t.profile][t.task]
-        groups[(t.profile, t.task, t.dataset, t.steps or steps, t.lr or lr)].append(t)
+        groups[(t.profile, t.task, t.dataset, t.steps or steps, t.lr or lr, t.space)].append(t)
     size = max_size or max([len(g) for g in groups.values()], default=1)
     return [(key, group[i:i + size]) for key, group in groups.items() for i in range(0, len(group), size)]
 
@@ -181,24 +182,33 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
     for loaded in models.values():
         if "accelerated" not in loaded.meta and (compile or str(device).startswith("cuda")):
             accelerate(loaded, compile=compile)
-    for (profile, task_name, dataset, steps, lr), group in group_trials(todo, max_size):
+    for (profile, task_name, dataset, steps, lr, space), group in group_trials(todo, max_size):
         kwargs = task_kwargs_for(profile, task_name, task_kwargs)
         if task_name == "generation" and "scorer" not in kwargs:
             kwargs["scorer"] = models.setdefault((profile, "scorer"), load_model(profile, "scorer", device=device))
         task = make_task(task_name, models[(profile, task_name)], load_dataset(dataset), **kwargs)
         batch = make_batch(task, group)
-        words, info = train_words(task, batch, [t.delta for t in group], steps, lr, progress=progress)
-        metrics = task.evaluate(words, batch)
-        nearest = nearest_words(task.text, words, k=1)  # the word each new word is closest to, in its own model
+        if space == "output":  # ConES: the parameter stands in for the text encoder's output
+            from .cones import train_output_words
+
+            words, info = train_output_words(task, batch, steps, lr)
+            metrics = task.evaluate_from(info["space"].compose(words), batch)
+            start = info["space"].init()
+            readouts = [{} for _ in group]  # no vocabulary to read an output-space vector against
+        else:
+            words, info = train_words(task, batch, [t.delta for t in group], steps, lr, progress=progress)
+            metrics = task.evaluate(words, batch)
+            start = task.text.embedding.weight.detach()[batch.anchor_ids.to(words.device)].float()
+            nearest = nearest_words(task.text, words, k=1)  # the word each new word is closest to, in its own model
+            readouts = [{"nearest_word": n[0][0], "nearest_is_anchor": n[0][0] == t.anchor} for n, t in zip(nearest, group)]
         spec = get_spec(profile, task_name)
         for row, trial in enumerate(group):
             meta = {"model_id": spec.source, "model_fingerprint": fingerprint(profile, task_name),
-                    "anchor_id": int(batch.anchor_ids[row]), "steps_run": steps, "lr_run": lr,
-                    "radius": info["radii"][row], "final_loss": info["final_loss"][row],
-                    "distance_to_anchor": float((words[row] - task.text.embedding.weight[batch.anchor_ids[row]]).norm())}
+                    "anchor_id": int(batch.anchor_ids[row]), "steps_run": steps, "lr_run": lr, "space": space,
+                    "radius": info.get("radii", [math.inf] * len(group))[row], "final_loss": info["final_loss"][row],
+                    "distance_to_anchor": float((words[row] - start[row]).norm())}
             if row in info["failed"]:
                 store.write(trial, None, {**meta, "status": "failed", "reason": info["failed"][row]}, {})
             else:
-                readout = {"nearest_word": nearest[row][0][0], "nearest_is_anchor": nearest[row][0][0] == trial.anchor}
-                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row] | readout})
+                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row] | readouts[row]})
     return [store.path(t) for t in trials]

@@ -23,15 +23,19 @@ ANALOGUE = {"mini-objects": "imagenet", "mini-instances": "dreambooth", "mini-sc
 TASK_COLOURS = {"generation": "tab:blue", "detection": "tab:orange", "classification": "tab:green"}
 
 
-def headline(table: pd.DataFrame) -> pd.DataFrame:
-    """Tidy scores: dataset, concept, anchor, delta (float, inf), trained_for, evaluated_on, score, in_domain."""
+def headline(table: pd.DataFrame, space: str | None = "input") -> pd.DataFrame:
+    """Tidy scores: dataset, concept, anchor, delta (float, inf), space, trained_for, evaluated_on, score, in_domain.
+    space: "input" (the paper's token words; the default of every paper figure), "output" (ConES), None: both."""
     rows = table[(table.get("status") == "ok") & table["evaluated_on"].notna()].copy()
+    rows["space"] = rows["space"].fillna("input") if "space" in rows else "input"  # stores written before ConES
+    if space is not None:
+        rows = rows[rows["space"] == space]
     rows["trained_for"] = rows["task"]
     rows["score"] = [float(r[HEADLINE[r["evaluated_on"]][0]]) for _, r in rows.iterrows()]
     rows["delta"] = rows["delta"].map(lambda d: math.inf if str(d) == "inf" else float(d))
     rows["in_domain"] = rows["trained_for"] == rows["evaluated_on"]
-    return rows[["dataset", "concept", "anchor", "delta", "seed", "trained_for", "evaluated_on", "score", "in_domain",
-                 "trial_dir"]].reset_index(drop=True)
+    return rows[["dataset", "concept", "anchor", "delta", "seed", "space", "trained_for", "evaluated_on", "score",
+                 "in_domain", "trial_dir"]].reset_index(drop=True)
 
 
 def bootstrap_ci(values, n: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
@@ -229,5 +233,73 @@ def transfer_matrix(scores: pd.DataFrame, delta: float | None = None):
         ax.set_title(ds, fontsize=9)
     axes[0, 0].set_ylabel("trained for")
     fig.suptitle(f"mean score at δ = {'∞' if math.isinf(delta) else f'{delta:g}'} (diagonal: in-domain)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+SPACE_HATCH = {"input": None, "output": ".."}
+
+
+def space_comparison(scores: pd.DataFrame, datasets: list[str] | None = None):
+    """ConES vs the paper's words (δ = inf): rows = evaluating model's metric, columns = datasets; for each task the
+    word was trained for, an input-space bar (plain) and an output-space bar (dotted), 95% CI whiskers; in-domain
+    pairs are outlined in black. `scores`: `headline(table, space=None)`."""
+    scores = scores[scores["delta"].map(math.isinf)]
+    datasets = datasets or sorted(scores["dataset"].unique())
+    stats = summary(scores, by=("dataset", "evaluated_on", "trained_for", "space"))
+    fig, axes = plt.subplots(3, len(datasets), figsize=(3.4 * len(datasets), 6.5), squeeze=False, sharex=True)
+    tasks = list(TASK_COLOURS)
+    for r, evaluated in enumerate(HEADLINE):
+        for c, ds in enumerate(datasets):
+            ax = axes[r, c]
+            for i, trained in enumerate(tasks):
+                for j, space in enumerate(SPACE_HATCH):
+                    s = stats[(stats.dataset == ds) & (stats.evaluated_on == evaluated)
+                              & (stats.trained_for == trained) & (stats.space == space)]
+                    if s.empty:
+                        continue
+                    m, lo, hi = float(s["mean"].iloc[0]), float(s.ci_low.iloc[0]), float(s.ci_high.iloc[0])
+                    ax.barh(i + (j - 0.5) * 0.4, m, height=0.38, color=TASK_COLOURS[trained],
+                            hatch=SPACE_HATCH[space], edgecolor="black" if trained == evaluated else "white",
+                            xerr=[[m - lo], [hi - m]], capsize=2, label=f"{space}-space")
+            if evaluated in CHANCE:
+                ax.axvline(CHANCE[evaluated], color="gray", ls=":", lw=1)
+            ax.set_yticks(range(3), tasks if c == 0 else [""] * 3)
+            ax.set_xlim(0, 1)
+            if r == 0:
+                ax.set_title(ds)
+            if c == 0:
+                ax.set_ylabel(f"{HEADLINE[evaluated][1]}\ntrained for")
+    from matplotlib.patches import Patch
+
+    legend = [Patch(facecolor="lightgray", edgecolor="gray", hatch=SPACE_HATCH[s], label=f"{s}-space "
+                    + ("(token word, the paper)" if s == "input" else "(encoder output, ConES)")) for s in SPACE_HATCH]
+    legend.append(Patch(facecolor="white", edgecolor="black", label="in-domain"))
+    fig.legend(handles=legend, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+GAP_MARKERS = {"name prompt": "s", "input-space": "o", "output-space": "D"}
+
+
+def modality_gap_plot(table: pd.DataFrame):
+    """The ConES modality-gap table drawn: one panel per joint-space task, a row per dataset, the mean distance from
+    each kind of text-side embedding to its concept's image embeddings (lower: closer to the images), 95% CI."""
+    tasks = list(dict.fromkeys(table["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 0.5 + 0.9 * table["dataset"].nunique()),
+                             squeeze=False)
+    datasets = sorted(table["dataset"].unique())
+    for ax, task in zip(axes[0], tasks):
+        for j, (kind, marker) in enumerate(GAP_MARKERS.items()):
+            s = table[(table.task == task) & (table.embedding == kind)].set_index("dataset").reindex(datasets)
+            y = [i + (j - 1) * 0.22 for i in range(len(datasets))]
+            ax.errorbar(s["gap"], y, xerr=[s["gap"] - s["ci_low"], s["ci_high"] - s["gap"]], fmt=marker, capsize=2,
+                        label=kind)
+        ax.set_yticks(range(len(datasets)), datasets)
+        ax.invert_yaxis()
+        ax.set_title(f"{task}: text-to-image distance")
+        ax.set_xlabel("mean L2 distance of unit embeddings (0 = on the images)")
+    axes[0, -1].legend(fontsize=8, frameon=False, loc="best")
     fig.tight_layout()
     return fig

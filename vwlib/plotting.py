@@ -1,8 +1,10 @@
-"""The one way figures leave a notebook: `save(fig, name)` writes PNG and PDF into the figures folder.
+"""The one way figures and tables leave a notebook: `save(fig, name)` writes PNG and PDF into the figures folder,
+`save_table(df, name)` a CSV.
 
 Usage:
-    from vwlib.plotting import save
+    from vwlib.plotting import save, save_table
     save(fig, "models_mini")          # -> figures/models_mini.png and .pdf
+    save_table(df, "cones_modality_gap_mini")   # -> figures/cones_modality_gap_mini.csv
 """
 
 from __future__ import annotations
@@ -34,3 +36,13 @@ def save(fig, name: str, out_dir: str | os.PathLike | None = None, dpi: int = 15
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"CreationDate": None} if ext == "pdf" else None)
         os.replace(tmp, out / f"{name}.{ext}")
     return out / f"{name}.png"
+
+
+def save_table(table, name: str, out_dir: str | os.PathLike | None = None) -> Path:
+    """Write a pandas DataFrame as `<name>.csv` beside the figures (atomically, like `save`)."""
+    out = Path(out_dir) if out_dir else figures_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{name}.tmp.csv"
+    table.to_csv(tmp, index=False, float_format="%.4f")
+    os.replace(tmp, out / f"{name}.csv")
+    return out / f"{name}.csv"

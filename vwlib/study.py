@@ -24,6 +24,7 @@ class StudyConfig:
     concepts: int = 10  # the first n concepts of each dataset
     anchors: str = "all"  # "all": every concept with the anchors of the first n concepts (an n x n grid); "own"
     seeds: tuple = (0,)
+    spaces: tuple = ("input",)  # input: token words (the paper); output: output-space embeddings (ConES, δ = inf only)
     out: str = "runs/mini"  # the result store
     transfer_method: str = "lstsq"  # lstsq | ridge | procrustes | mlp
     steps: int = 0  # 0: the profile's default per task
@@ -37,10 +38,12 @@ class StudyConfig:
                 for c, concept in enumerate(concepts[: self.concepts]):
                     anchors = all_anchors[: self.concepts] if self.anchors == "all" else [all_anchors[c]]
                     for anchor in anchors:
-                        for delta in self.deltas:
-                            for seed in self.seeds:
-                                out.append(Trial(self.profile, task, name, concept, anchor, parse_delta(delta),
-                                                 seed, self.steps))
+                        for space in self.spaces:
+                            deltas = self.deltas if space == "input" else ("inf",)  # ConES has no δ
+                            for delta in deltas:
+                                for seed in self.seeds:
+                                    out.append(Trial(self.profile, task, name, concept, anchor, parse_delta(delta),
+                                                     seed, self.steps, space=space))
         return out
 
 
@@ -50,7 +53,6 @@ def run_study(cfg: StudyConfig, progress: bool = True, transfer: bool = True):
     from .figures import headline
     from .profiles import load_model
     from .store import ResultStore
-    from .transfer import evaluate_transfers, fit_all
 
     store = ResultStore(cfg.out)
     roles = ("generation", "detection", "classification", "scorer")
@@ -59,11 +61,30 @@ def run_study(cfg: StudyConfig, progress: bool = True, transfer: bool = True):
     run_trials(trials, store, progress=progress, models={(cfg.profile, t): models[t] for t in roles},
                task_kwargs=cfg.task_kwargs)
     if transfer:
-        maps = fit_all(cfg.profile, models, cfg.transfer_method, out_dir=Path(cfg.out) / "maps")
-        evaluate_transfers(store, maps, models, task_kwargs=cfg.task_kwargs, profile=cfg.profile)
+        transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, cfg.spaces)
     keys = {t.key() for t in trials}
-    scores = headline(store.table())
+    scores = headline(store.table(), space=None)
     return scores[scores["trial_dir"].map(lambda d: Path(d).name in keys)].reset_index(drop=True)
+
+
+def transfer_all(profile: str, models: dict, store, method: str = "lstsq", task_kwargs: dict | None = None,
+                 spaces=("input",)) -> int:
+    """Fit the 6 maps between the task models (token tables for input-space words, text outputs for output-space
+    embeddings), save them under <store>/maps, and score every finished word in the two other models. Returns the
+    number of evaluations written (finished ones are kept)."""
+    from .transfer import evaluate_transfers, fit_all
+
+    written = 0
+    maps_dir = Path(store.root) / "maps"
+    if "input" in spaces:
+        maps = fit_all(profile, models, method, out_dir=maps_dir)
+        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile)
+    if "output" in spaces:
+        from .cones import fit_all_output
+
+        maps = fit_all_output(profile, models, method=method, out_dir=maps_dir)
+        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, space="output")
+    return written
 
 
 def chance_note(scores) -> str:

@@ -137,13 +137,13 @@ def run_sweep(cfg: SweepConfig, backend: str = "local", address: str | None = No
         _run_ray(payloads, cfg.ray, address, bar)
     bar.close()
     if cfg.transfer:
-        from .transfer import evaluate_transfers, fit_all
+        from .study import transfer_all
 
         roles = ("generation", "detection", "classification", "scorer")
         models = {r: _MODELS.get((cfg.study.profile, r)) or load_model(cfg.study.profile, r, device=cfg.device)
                   for r in roles}
-        maps = fit_all(cfg.study.profile, models, cfg.study.transfer_method, out_dir=store.root / "maps")
-        evaluate_transfers(store, maps, models, task_kwargs=cfg.study.task_kwargs, profile=cfg.study.profile)
+        transfer_all(cfg.study.profile, models, store, cfg.study.transfer_method, cfg.study.task_kwargs,
+                     cfg.study.spaces)
     failed = sum(1 for t in trials if store.done(t) and _status(store, t) == "failed")
     return {"backend": backend, "trials": len(trials), "already_done": len(trials) - len(todo), "trained": len(todo),
             "failed": failed, "jobs": len(jobs), "seconds": round(time.time() - t0, 1)}

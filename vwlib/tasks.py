@@ -12,6 +12,10 @@ losses and metrics for a batch of trials, each batch row holding its own word:
 [decided] The signed cosines average positives and negatives separately (−mean(pos) + mean(neg)), so that 8
 target images are not outweighed by 72 others, nor one object's few proposals by the background's many.
 
+Every task splits at the text encoder's output: `text_output` runs the encoder with the words substituted, and
+`losses_from` / `evaluate_from` take it from there. Input-space words use both halves; output-space embeddings
+(ConES, vwlib.cones) stand in for the text output and use only the second.
+
 Usage:
     task = make_task("classification", clf, dataset)
     losses = task.losses(V, batch)          # V [T, D] fp32 words, batch: TrialBatch of T trials -> [T]
@@ -62,10 +66,25 @@ class Task:
     def prompt_ids(self, batch: TrialBatch) -> torch.Tensor:
         return self.text.ids([PROMPTS[self.name].format(a) for a in batch.anchors])
 
+    def text_output(self, vectors: torch.Tensor | None, batch: TrialBatch, layers: int | None = None) -> torch.Tensor:
+        """What the text encoder hands the rest of the model, per trial: the prompt with each row's word in place of
+        its anchor (vectors None: the plain anchor prompt). [T, E] features / queries, or [T, L, D] conditioning."""
+        return self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors, layers=layers)
+
     def losses(self, vectors: torch.Tensor, batch: TrialBatch) -> torch.Tensor:
-        raise NotImplementedError
+        """[T] per-trial losses of input-space words `vectors` [T, D]."""
+        return self.losses_from(self.text_output(vectors, batch), batch)
 
     def evaluate(self, vectors: torch.Tensor, batch: TrialBatch) -> list[dict]:
+        """T metric dicts of input-space words `vectors` [T, D]."""
+        with torch.no_grad():
+            return self.evaluate_from(self.text_output(vectors, batch), batch)
+
+    # The rest of the model, from a text output on: shared by input-space words and output-space embeddings (ConES).
+    def losses_from(self, output: torch.Tensor, batch: TrialBatch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate_from(self, output: torch.Tensor, batch: TrialBatch) -> list[dict]:
         raise NotImplementedError
 
 
@@ -84,20 +103,17 @@ class ClassificationTask(Task):
         self.train_feats = clip_image_features(loaded, [e.image for e in dataset.train])  # [N, E]
         self._val_feats = None
 
-    def word_features(self, vectors, batch) -> torch.Tensor:
-        return F.normalize(self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors).float(), dim=-1)
-
-    def losses(self, vectors, batch):
-        cos = self.word_features(vectors, batch) @ self.train_feats.t()  # [T, N]
+    def losses_from(self, output, batch):
+        cos = F.normalize(output.float(), dim=-1) @ self.train_feats.t()  # [T, N]
         return _signed_cosine(cos, self.train_labels[None] == batch.concept[:, None])
 
     @torch.no_grad()
-    def evaluate(self, vectors, batch):
+    def evaluate_from(self, output, batch):
         if self._val_feats is None:
             self._val_feats = clip_image_features(self.loaded, [e.image for e in self.ds.val])
         names = self.text.encode(self.text.ids([NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts]))
         names = F.normalize(names.float(), dim=-1)  # [C, E]
-        words = self.word_features(vectors, batch)  # [T, E]
+        words = F.normalize(output.float(), dim=-1)  # [T, E]
         name_sim = self._val_feats @ names.t()  # [M, C]
         word_sim = self._val_feats @ words.t()  # [M, T]
         out = []
@@ -131,10 +147,10 @@ class DetectionTask(Task):
         self._val_side = None
 
     def query_features(self, vectors, batch) -> torch.Tensor:
-        return F.normalize(self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors).float(), dim=-1)
+        return F.normalize(self.text_output(vectors, batch).float(), dim=-1)
 
-    def losses(self, vectors, batch):
-        q = self.query_features(vectors, batch)  # [T, E]
+    def losses_from(self, output, batch):
+        q = F.normalize(output.float(), dim=-1)  # [T, E]
         rows = []
         for t in range(len(batch)):
             images = (self.train_labels == batch.concept[t]).to(q.device)  # the concept's own images
@@ -143,12 +159,12 @@ class DetectionTask(Task):
         return torch.stack(rows)
 
     @torch.no_grad()
-    def evaluate(self, vectors, batch):
+    def evaluate_from(self, output, batch):
         from torchmetrics.detection import MeanAveragePrecision
 
         if self._val_side is None:
             self._val_side = owl_image_side(self.loaded, [e.image for e in self.ds.val])
-        scores = owl_logits(self._val_side, self.query_features(vectors, batch)).sigmoid().cpu()  # [M, P, T]
+        scores = owl_logits(self._val_side, F.normalize(output.float(), dim=-1)).sigmoid().cpu()  # [M, P, T]
         boxes = self._val_side["boxes"].cpu()
         out = []
         for t in range(len(batch)):
@@ -177,9 +193,10 @@ class GenerationTask(Task):
         pipe = loaded.model
         self.unet, self.scheduler = pipe.unet, pipe.scheduler
 
-    def losses(self, vectors, batch):
-        """Textual inversion: each trial draws `batch_per_trial` of its concept's images, timesteps and noise from
-        its own generator; the target is the scheduler's (velocity for v-prediction models, else the noise)."""
+    def losses_from(self, cond, batch):
+        """Textual inversion from conditioning `cond` [T, L, D]: each trial draws `batch_per_trial` of its concept's
+        images, timesteps and noise from its own generator; the target is the scheduler's (velocity for v-prediction
+        models, else the noise)."""
         k, device = self.batch_per_trial, self.latent_mean.device
         x0, t_all, noise = [], [], []
         for t in range(len(batch)):
@@ -195,17 +212,20 @@ class GenerationTask(Task):
         noisy = self.scheduler.add_noise(x0, noise, steps)
         target = (self.scheduler.get_velocity(x0, noise, steps)
                   if self.scheduler.config.prediction_type == "v_prediction" else noise)
-        cond = self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors)  # [T, L, D]
         pred = self.unet(noisy, steps, encoder_hidden_states=cond.repeat_interleave(k, 0)).sample
         return F.mse_loss(pred.float(), target, reduction="none").mean((1, 2, 3)).view(len(batch), k).mean(1)
 
     @torch.no_grad()
     def generate(self, vectors, batch, seed: int = 0, layers: int | None = None, chunk: int = 32) -> list[list]:
-        """`images_per_trial` PIL images per trial from its prompt with its word (optionally a truncated encoder).
-        Trials are generated together in chunks; a trial's noise comes from `seed` and its own seed alone, so neither
-        chunking nor the other trials of the batch change its images."""
+        """`images_per_trial` PIL images per trial from its prompt with its word (optionally a truncated encoder)."""
+        return self.generate_from(self.text_output(vectors, batch, layers=layers), batch, seed, layers, chunk)
+
+    @torch.no_grad()
+    def generate_from(self, cond, batch, seed: int = 0, layers: int | None = None, chunk: int = 32) -> list[list]:
+        """`images_per_trial` PIL images per trial from conditioning `cond` [T, L, D]. Trials are generated together
+        in chunks; a trial's noise comes from `seed` and its own seed alone, so neither chunking nor the other trials
+        of the batch change its images."""
         pipe = self.loaded.model
-        cond = self.text.encode(self.prompt_ids(batch), batch.anchor_ids, vectors, layers=layers)  # [T, L, D]
         uncond = self.text.encode(self.text.ids([""]), layers=layers)
         size = pipe.unet.config.sample_size * pipe.vae_scale_factor
         k = self.images_per_trial
@@ -222,10 +242,10 @@ class GenerationTask(Task):
         return images
 
     @torch.no_grad()
-    def evaluate(self, vectors, batch):
+    def evaluate_from(self, cond, batch):
         if self.scorer is None:
             raise ValueError("generation accuracy needs a scorer model (the profile's 'scorer' role)")
-        images = self.generate(vectors, batch)
+        images = self.generate_from(cond, batch)
         scorer_text = TextSide(self.scorer)
         names = scorer_text.encode(scorer_text.ids([NAME_PROMPT.format(self.ds.display_name(c))
                                                    for c in self.ds.concepts]))

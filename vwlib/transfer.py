@@ -100,12 +100,22 @@ def fit_transfer(src_text, dst_text, method: str = "lstsq", holdout: float = 0.1
     if method not in METHODS:
         raise VWError(f"unknown transfer method {method!r}; choose one of {', '.join(METHODS)}")
     ids = shared_ids(src_text, dst_text)
-    if len(ids) < 2 * max(src_text.width, dst_text.width):
-        raise VWError(f"only {len(ids)} shared vocabulary rows: too few to fit a {src_text.width}x{dst_text.width} map")
     Y = src_text.embedding.weight.detach()[ids].double().cpu()
     X = dst_text.embedding.weight.detach()[ids].double().cpu()
-    perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))
-    n_test = max(1, int(holdout * len(ids)))
+    return fit_rows(Y, X, method, holdout, seed, source, target, mlp_steps)
+
+
+def fit_rows(Y: torch.Tensor, X: torch.Tensor, method: str = "lstsq", holdout: float = 0.1, seed: int = 0,
+             source: str = "", target: str = "", mlp_steps: int = 500) -> TransferMap:
+    """Fit a map from rows `Y` [N, D_src] to rows `X` [N, D_dst] (the same N words in two models); the quality is
+    measured on a held-out `holdout` share of the words."""
+    if method not in METHODS:
+        raise VWError(f"unknown transfer method {method!r}; choose one of {', '.join(METHODS)}")
+    if len(Y) < 2 * max(Y.shape[1], X.shape[1]):
+        raise VWError(f"only {len(Y)} shared vocabulary rows: too few to fit a {Y.shape[1]}x{X.shape[1]} map")
+    Y, X = Y.double().cpu(), X.double().cpu()
+    perm = torch.randperm(len(Y), generator=torch.Generator().manual_seed(seed))
+    n_test = max(1, int(holdout * len(Y)))
     test, fit = perm[:n_test], perm[n_test:]
     W = fit_linear(Y[fit], X[fit], "lstsq" if method == "mlp" else method)
     mlp = None
@@ -172,11 +182,13 @@ def fit_all(profile: str, models: dict, method: str = "lstsq", out_dir: str | os
 
 
 def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: dict, task_kwargs: dict | None = None,
-                       profile: str | None = None) -> int:
+                       profile: str | None = None, space: str = "input") -> int:
     """Map every finished word of the store into each other task model and score it there with the same evaluator
     objects as in-domain; writes eval-<target>.json (with the method, the map quality and the nearest word) into
     each trial. Returns the number of evaluations written; existing ones by the same target model are kept
-    (idempotent), ones by an earlier version of the target model are redone."""
+    (idempotent), ones by an earlier version of the target model are redone. `space`: the trials whose words are
+    mapped, input-space words with token-table maps (`fit_all`) or output-space embeddings with output maps
+    (`vwlib.cones.fit_all_output`)."""
     import json as _json
     from collections import defaultdict
 
@@ -197,6 +209,8 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
         if config.get("status") != "ok" or (profile and config["profile"] != profile):
             continue
         trial = Trial.from_dict(config)
+        if trial.space != space:
+            continue
         for (src, dst), tmap in maps.items():
             if src == trial.task and not current(d / f"eval-{dst}.json", fingerprint(trial.profile, dst)):
                 groups[(trial.dataset, src, dst)].append(trial)
@@ -209,12 +223,18 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
         task = make_task(dst, models[dst], load_dataset(dataset), **kwargs)
         batch = make_batch(task, trials)
         words = store.load_words(trials)
-        mapped = tmap(words)
-        metrics = task.evaluate(mapped, batch)
-        nearest = nearest_words(TextSide(models[dst]), mapped, k=1)
-        for trial, m, nn in zip(trials, metrics, nearest):
+        mapped = tmap(words.to(task.text.embedding.weight.device))
+        if space == "output":
+            from .cones import OutputSpace
+
+            metrics = task.evaluate_from(OutputSpace(task, batch).compose(mapped), batch)
+            readouts = [{} for _ in trials]
+        else:
+            metrics = task.evaluate(mapped, batch)
+            readouts = [{"nearest_word": nn[0][0], "nearest_is_anchor": nn[0][0] == t.anchor}
+                        for nn, t in zip(nearest_words(TextSide(models[dst]), mapped, k=1), trials)]
+        for trial, m, readout in zip(trials, metrics, readouts):
             store.add_evaluation(trial, dst, {**m, "transfer_method": tmap.method, "map_r2": tmap.quality.get("r2"),
-                                              "nearest_word": nn[0][0], "nearest_is_anchor": nn[0][0] == trial.anchor,
-                                              "target_fingerprint": fingerprint(trial.profile, dst)})
+                                              **readout, "target_fingerprint": fingerprint(trial.profile, dst)})
             written += 1
     return written

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from .errors import VWError
 
 TASKS = ("generation", "detection", "classification")
+SPACES = ("input", "output")  # input: a token embedding (the paper); output: the text encoder's output (ConES)
 
 
 def parse_delta(value) -> float:
@@ -45,17 +46,24 @@ class Trial:
     steps: int = 0  # 0: the profile's default for the task
     lr: float = 0.0  # 0: the profile's default for the task
     num_vectors: int = 1
+    space: str = "input"
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise VWError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if self.space not in SPACES:
+            raise VWError(f"unknown space {self.space!r}; choose one of {', '.join(SPACES)}")
         object.__setattr__(self, "delta", parse_delta(self.delta))
+        if self.space == "output" and not math.isinf(self.delta):
+            raise VWError("output-space embeddings (ConES) have no anchor row to stay near: use delta inf")
         if self.num_vectors != 1:
             raise VWError("num_vectors > 1 is not supported yet: the paper's experiments train one vector per word")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["delta"] = "inf" if math.isinf(self.delta) else self.delta
+        if self.space == "input":
+            del d["space"]  # the default, left out so that input-space keys stay what they were before ConES
         return d
 
     @classmethod
@@ -71,5 +79,7 @@ class Trial:
         content = {**self.to_dict(), "model": fingerprint(self.profile, self.task)}
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:8]
         delta = "inf" if math.isinf(self.delta) else f"{self.delta:g}"
-        name = f"{self.profile}-{self.task}-{self.dataset}-{self.concept}-{self.anchor}-d{delta}-s{self.seed}-{digest}"
+        space = "-output" if self.space == "output" else ""
+        name = (f"{self.profile}-{self.task}{space}-{self.dataset}-{self.concept}-{self.anchor}-d{delta}-s{self.seed}"
+                f"-{digest}")
         return re.sub(r"[^\w.+-]", "_", name)  # filesystem-safe: "scuba diver" -> "scuba_diver"
