@@ -114,10 +114,11 @@ def vocabulary_outputs(task, word_ids: torch.Tensor, chunk: int = 1024) -> torch
 
 
 def fit_all_output(profile: str, models: dict, dataset: str = "mini-objects", method: str = "lstsq",
-                   out_dir=None, max_words: int = 10000, seed: int = 0) -> dict:
+                   out_dir=None, max_words: int | None = None, seed: int = 0) -> dict:
     """The 6 output-space maps between the three task models of `profile` ({(src, dst): TransferMap}), fitted on
-    the text outputs of up to `max_words` vocabulary words all three models know (a seeded random subset: each
-    word costs one prompt through every encoder; 10,000 rows fit a D x E map with D <= 1024 many times over).
+    the text outputs of up to `max_words` vocabulary words all three models know (a seeded random subset: each word
+    costs one prompt through every encoder; default: 16 words per dimension of the widest output, at least 2,048,
+    i.e. 2,048 for the mini world and 16,384 for the paper's 1,024-wide SD 2.1 conditioning).
     Saved under out_dir as <profile>-<src>-to-<dst>-<method>-output.safetensors."""
     from pathlib import Path
 
@@ -130,6 +131,8 @@ def fit_all_output(profile: str, models: dict, dataset: str = "mini-objects", me
     tasks = {t: make_task(t, models[t], ds) for t in TASKS}
     known = [set(tasks[t].text.known_ids().tolist()) for t in TASKS]
     ids = torch.tensor(sorted(set.intersection(*known)), dtype=torch.long)
+    if max_words is None:
+        max_words = max(2048, 16 * max(_out_width(t) for t in tasks.values()))
     if len(ids) > max_words:
         ids = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))[:max_words]].sort().values
     outputs = {t: vocabulary_outputs(tasks[t], ids) for t in TASKS}  # each encoder runs once over the words
@@ -143,6 +146,14 @@ def fit_all_output(profile: str, models: dict, dataset: str = "mini-objects", me
                 if out_dir is not None:
                     tmap.save(Path(out_dir) / f"{profile}-{src}-to-{dst}-{method}-output.safetensors")
     return maps
+
+
+def _out_width(task) -> int:
+    """E (or D): the width of the task's output-space vectors."""
+    with torch.no_grad():
+        batch = TrialBatch(torch.zeros(1, dtype=torch.long), torch.full((1,), single_token_id(task.loaded.tokenizer,
+                           PLACEHOLDER)), [PLACEHOLDER], [None])
+        return int(task.text_output(None, batch).shape[-1])
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -104,6 +104,13 @@ def fingerprint(profile: str, role: str) -> str:
     return path.name if path is not None else "missing"
 
 
+def evaluator_fingerprint(profile: str, task: str) -> str:
+    """The weights a task's scores depend on: the task model's, and for generation also the scorer's (it votes on the
+    generated images), so a retrained scorer re-scores generation words instead of reusing stale accuracies."""
+    own = fingerprint(profile, task)
+    return f"{own}+{fingerprint(profile, 'scorer')}" if task == "generation" else own
+
+
 @functools.lru_cache(maxsize=32)
 def _digest_cached(path: str, mtime: int) -> str:
     from .mini.checkpoint import _digest

@@ -198,7 +198,7 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
     from .text import TextSide
     from .trials import Trial
 
-    from .profiles import fingerprint
+    from .profiles import evaluator_fingerprint
 
     def current(path, dst_fingerprint) -> bool:  # evaluated by this very target model (not a retrained one)
         return path.is_file() and _json.loads(path.read_text()).get("target_fingerprint") == dst_fingerprint
@@ -212,7 +212,8 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
         if trial.space != space:
             continue
         for (src, dst), tmap in maps.items():
-            if src == trial.task and not current(d / f"eval-{dst}.json", fingerprint(trial.profile, dst)):
+            done = current(d / f"eval-{dst}.json", evaluator_fingerprint(trial.profile, dst))
+            if src == trial.task and not done:
                 groups[(trial.dataset, src, dst)].append(trial)
     written = 0
     for (dataset, src, dst), trials in groups.items():
@@ -235,6 +236,6 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
                         for nn, t in zip(nearest_words(TextSide(models[dst]), mapped, k=1), trials)]
         for trial, m, readout in zip(trials, metrics, readouts):
             store.add_evaluation(trial, dst, {**m, "transfer_method": tmap.method, "map_r2": tmap.quality.get("r2"),
-                                              **readout, "target_fingerprint": fingerprint(trial.profile, dst)})
+                                              **readout, "target_fingerprint": evaluator_fingerprint(trial.profile, dst)})
             written += 1
     return written

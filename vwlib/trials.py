@@ -72,11 +72,12 @@ class Trial:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def key(self) -> str:
-        """Stable and filesystem-safe; it hashes every field and the model's fingerprint, so a retrained model's
-        trials never collide with its predecessor's."""
-        from .profiles import fingerprint
+        """Stable and filesystem-safe; it hashes every field and the fingerprint of the weights its scores depend on
+        (the task model, and for generation the scorer), so a retrained model's trials never collide with its
+        predecessor's."""
+        from .profiles import evaluator_fingerprint
 
-        content = {**self.to_dict(), "model": fingerprint(self.profile, self.task)}
+        content = {**self.to_dict(), "model": evaluator_fingerprint(self.profile, self.task)}
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:8]
         delta = "inf" if math.isinf(self.delta) else f"{self.delta:g}"
         space = "-output" if self.space == "output" else ""
