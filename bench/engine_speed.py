@@ -9,9 +9,12 @@
 Both use the task's own loss code and the profile's steps and learning rate. The sequential loop runs the first
 `--seq-trials` trials (each costs the same), the batched engine all `--trials`; trials per second are compared.
 
+It also prints words per hour of the batched engine and its achieved TFLOP/s (FLOPs of a training step counted by
+torch's FlopCounterMode), and with --peak-tflops the share of the device's peak.
+
 Usage:
     python bench/engine_speed.py                       # all three tasks on the mini world, 2 threads
-    python bench/engine_speed.py --task generation --trials 50 --profile mini --device cuda
+    python bench/engine_speed.py --profile paper --device cuda --trials 8 --peak-tflops 989   # an H100, bf16
 """
 
 from __future__ import annotations
@@ -49,12 +52,18 @@ def image_subset(ds, task: str, concept: str, k: int):
 
 
 def run_batched(task_name, model, ds, trials, steps, lr, kwargs, device):
+    """Seconds for the batched engine, and the FLOPs of its training steps (one step counted, times `steps`)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     t0 = time.perf_counter()
     task = make_task(task_name, model, ds, **kwargs)  # the cached image side: part of the timed cost
     batch = make_batch(task, trials)
     train_words(task, batch, [t.delta for t in trials], steps, lr)
     _sync(device)
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    with FlopCounterMode(display=False) as counter:  # forward + backward of one step, counted, not timed
+        train_words(task, make_batch(task, trials), [t.delta for t in trials], 1, lr)
+    return seconds, counter.get_total_flops() * steps
 
 
 def run_sequential(task_name, model, ds, trials, steps, lr, kwargs, device):
@@ -98,6 +107,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--delta", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--peak-tflops", type=float, help="the device's peak (e.g. 989 for an H100 SXM's dense bf16): "
+                   "prints the achieved share of it")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -112,18 +123,24 @@ def main(argv=None) -> list[dict]:
         steps, lr = DEFAULTS[args.profile][task_name]
         steps = args.steps or steps
         trials = trials_for(args.profile, task_name, args.dataset, args.trials, args.delta)
-        batched = run_batched(task_name, model, ds, trials, steps, lr, kwargs, args.device)
+        batched, flops = run_batched(task_name, model, ds, trials, steps, lr, kwargs, args.device)
         sequential = run_sequential(task_name, model, ds, trials[: args.seq_trials], steps, lr, kwargs, args.device)
         row = {"task": task_name, "profile": args.profile, "device": args.device, "threads": args.threads,
                "steps": steps, "batched_trials": len(trials), "sequential_trials": args.seq_trials,
                "batched_trials_per_s": len(trials) / batched, "sequential_trials_per_s": args.seq_trials / sequential}
         row["speedup"] = row["batched_trials_per_s"] / row["sequential_trials_per_s"]
         row["words_per_hour"] = 3600 * row["batched_trials_per_s"]
+        row["achieved_tflops"] = flops / batched / 1e12  # of the whole batched run, image-side caching included
+        if args.peak_tflops:
+            row["share_of_peak"] = row["achieved_tflops"] / args.peak_tflops
         rows.append(row)
         target = TARGETS[task_name]
         print(f"{task_name:<15} batched {row['batched_trials_per_s']:8.3f} trials/s ({len(trials)} trials, {batched:.1f} s)"
               f" | sequential {row['sequential_trials_per_s']:8.4f} trials/s ({args.seq_trials} trials, {sequential:.1f} s)"
               f" | ratio {row['speedup']:6.1f}x (target {target:g}x on the mini world, 2 CPU cores)", flush=True)
+        print(f"{'':<15} {row['words_per_hour']:,.0f} words/hour, {row['achieved_tflops']:.3f} TFLOP/s achieved"
+              + (f" = {100 * row['share_of_peak']:.1f}% of the {args.peak_tflops:g} TFLOP/s peak" if args.peak_tflops
+                 else ""), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

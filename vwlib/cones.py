@@ -120,11 +120,9 @@ def fit_all_output(profile: str, models: dict, dataset: str = "mini-objects", me
     costs one prompt through every encoder; default: 16 words per dimension of the widest output, at least 2,048,
     i.e. 2,048 for the mini world and 16,384 for the paper's 1,024-wide SD 2.1 conditioning).
     Saved under out_dir as <profile>-<src>-to-<dst>-<method>-output.safetensors."""
-    from pathlib import Path
-
     from .datasets import load_dataset
     from .tasks import make_task
-    from .transfer import fit_rows
+    from .transfer import fit_pairs, fit_rows
     from .trials import TASKS
 
     ds = load_dataset(dataset)  # the task objects give each model's prompt template
@@ -136,16 +134,9 @@ def fit_all_output(profile: str, models: dict, dataset: str = "mini-objects", me
     if len(ids) > max_words:
         ids = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))[:max_words]].sort().values
     outputs = {t: vocabulary_outputs(tasks[t], ids) for t in TASKS}  # each encoder runs once over the words
-    maps = {}
-    for src in TASKS:
-        for dst in TASKS:
-            if src != dst:
-                tmap = fit_rows(outputs[src], outputs[dst], method, seed=seed, source=f"{profile}/{src}/output",
-                                target=f"{profile}/{dst}/output")
-                maps[(src, dst)] = tmap
-                if out_dir is not None:
-                    tmap.save(Path(out_dir) / f"{profile}-{src}-to-{dst}-{method}-output.safetensors")
-    return maps
+    return fit_pairs(lambda src, dst: fit_rows(outputs[src], outputs[dst], method, seed=seed,
+                                               source=f"{profile}/{src}/output", target=f"{profile}/{dst}/output"),
+                     out_dir, f"{profile}-{{src}}-to-{{dst}}-{method}-output.safetensors")
 
 
 def _out_width(task) -> int:

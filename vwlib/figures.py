@@ -111,24 +111,35 @@ def delta_curves(scores: pd.DataFrame, datasets: list[str] | None = None, refere
     return fig
 
 
-def unconstrained_bars(scores: pd.DataFrame, datasets: list[str] | None = None, reference: pd.DataFrame | None = None):
+def unconstrained_bars(scores: pd.DataFrame, datasets: list[str] | None = None, reference: pd.DataFrame | None = None,
+                       spaces: tuple = ("input",)):
     """Paper Fig. 3 (δ = inf): rows = evaluating model's metric, columns = datasets, a bar per task the word was
-    trained for (in-domain hatched), 95% CI whiskers; the paper's means as black ticks when `reference` is given."""
+    trained for (in-domain hatched), 95% CI whiskers; the paper's means as black ticks when `reference` is given.
+    With spaces=("input", "output") (scores from `headline(table, space=None)`), each task gets a pair of bars:
+    the paper's token words (solid) and ConES output-space embeddings (pale)."""
     scores = scores[scores["delta"].map(math.isinf)]
+    if "space" not in scores:
+        scores = scores.assign(space="input")
     datasets = datasets or sorted(scores["dataset"].unique())
-    stats = summary(scores, by=("dataset", "evaluated_on", "trained_for"))
-    fig, axes = plt.subplots(3, len(datasets), figsize=(3.2 * len(datasets), 6), squeeze=False, sharex=True)
+    stats = summary(scores, by=("dataset", "evaluated_on", "trained_for", "space"))
+    fig, axes = plt.subplots(3, len(datasets), figsize=(3.2 * len(datasets), 6 + 0.5 * (len(spaces) > 1)),
+                             squeeze=False, sharex=True)
     tasks = list(TASK_COLOURS)
+    height = 0.8 / len(spaces)
     for r, evaluated in enumerate(HEADLINE):
         for c, ds in enumerate(datasets):
             ax = axes[r, c]
             for i, trained in enumerate(tasks):
-                s = stats[(stats.dataset == ds) & (stats.evaluated_on == evaluated) & (stats.trained_for == trained)]
-                if s.empty:
-                    continue
-                m, lo, hi = float(s["mean"].iloc[0]), float(s.ci_low.iloc[0]), float(s.ci_high.iloc[0])
-                ax.barh(i, m, color=TASK_COLOURS[trained], hatch="//" if trained == evaluated else None,
-                        edgecolor="white", xerr=[[m - lo], [hi - m]], capsize=3)
+                for j, space in enumerate(spaces):
+                    s = stats[(stats.dataset == ds) & (stats.evaluated_on == evaluated)
+                              & (stats.trained_for == trained) & (stats.space == space)]
+                    if s.empty:
+                        continue
+                    m, lo, hi = float(s["mean"].iloc[0]), float(s.ci_low.iloc[0]), float(s.ci_high.iloc[0])
+                    ax.barh(i + (j - (len(spaces) - 1) / 2) * height, m, height=height * 0.95,
+                            color=TASK_COLOURS[trained], alpha=1.0 if space == "input" else 0.45,
+                            hatch="//" if trained == evaluated else None, edgecolor="white",
+                            xerr=[[m - lo], [hi - m]], capsize=3)
                 if reference is not None:
                     ref = reference[(reference.metric_model_task == evaluated) & (reference.trained_for == trained)
                                     & (reference.dataset == ANALOGUE.get(ds, ds))]
@@ -142,7 +153,16 @@ def unconstrained_bars(scores: pd.DataFrame, datasets: list[str] | None = None, 
                 ax.set_title(ds)
             if c == 0:
                 ax.set_ylabel(f"{HEADLINE[evaluated][1]}\ntrained for", fontsize=9)
-    fig.tight_layout()
+    if len(spaces) > 1:
+        from matplotlib.patches import Patch
+
+        fig.legend(handles=[Patch(facecolor="gray", label="input space: token word (the paper)"),
+                            Patch(facecolor="gray", alpha=0.45, label="output space: encoder output (ConES)"),
+                            Patch(facecolor="white", edgecolor="gray", hatch="//", label="in-domain")],
+                   loc="lower center", ncol=3, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 
@@ -234,49 +254,6 @@ def transfer_matrix(scores: pd.DataFrame, delta: float | None = None):
     axes[0, 0].set_ylabel("trained for")
     fig.suptitle(f"mean score at δ = {'∞' if math.isinf(delta) else f'{delta:g}'} (diagonal: in-domain)", fontsize=9)
     fig.tight_layout()
-    return fig
-
-
-SPACE_HATCH = {"input": None, "output": ".."}
-
-
-def space_comparison(scores: pd.DataFrame, datasets: list[str] | None = None):
-    """ConES vs the paper's words (δ = inf): rows = evaluating model's metric, columns = datasets; for each task the
-    word was trained for, an input-space bar (plain) and an output-space bar (dotted), 95% CI whiskers; in-domain
-    pairs are outlined in black. `scores`: `headline(table, space=None)`."""
-    scores = scores[scores["delta"].map(math.isinf)]
-    datasets = datasets or sorted(scores["dataset"].unique())
-    stats = summary(scores, by=("dataset", "evaluated_on", "trained_for", "space"))
-    fig, axes = plt.subplots(3, len(datasets), figsize=(3.4 * len(datasets), 6.5), squeeze=False, sharex=True)
-    tasks = list(TASK_COLOURS)
-    for r, evaluated in enumerate(HEADLINE):
-        for c, ds in enumerate(datasets):
-            ax = axes[r, c]
-            for i, trained in enumerate(tasks):
-                for j, space in enumerate(SPACE_HATCH):
-                    s = stats[(stats.dataset == ds) & (stats.evaluated_on == evaluated)
-                              & (stats.trained_for == trained) & (stats.space == space)]
-                    if s.empty:
-                        continue
-                    m, lo, hi = float(s["mean"].iloc[0]), float(s.ci_low.iloc[0]), float(s.ci_high.iloc[0])
-                    ax.barh(i + (j - 0.5) * 0.4, m, height=0.38, color=TASK_COLOURS[trained],
-                            hatch=SPACE_HATCH[space], edgecolor="black" if trained == evaluated else "white",
-                            xerr=[[m - lo], [hi - m]], capsize=2, label=f"{space}-space")
-            if evaluated in CHANCE:
-                ax.axvline(CHANCE[evaluated], color="gray", ls=":", lw=1)
-            ax.set_yticks(range(3), tasks if c == 0 else [""] * 3)
-            ax.set_xlim(0, 1)
-            if r == 0:
-                ax.set_title(ds)
-            if c == 0:
-                ax.set_ylabel(f"{HEADLINE[evaluated][1]}\ntrained for")
-    from matplotlib.patches import Patch
-
-    legend = [Patch(facecolor="lightgray", edgecolor="gray", hatch=SPACE_HATCH[s], label=f"{s}-space "
-                    + ("(token word, the paper)" if s == "input" else "(encoder output, ConES)")) for s in SPACE_HATCH]
-    legend.append(Patch(facecolor="white", edgecolor="black", label="in-domain"))
-    fig.legend(handles=legend, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 

@@ -169,15 +169,23 @@ def fit_all(profile: str, models: dict, method: str = "lstsq", out_dir: str | os
     from .trials import TASKS
 
     texts = {task: TextSide(models[task]) for task in TASKS}
+    return fit_pairs(lambda src, dst: fit_transfer(texts[src], texts[dst], method, seed=seed, source=f"{profile}/{src}",
+                                                   target=f"{profile}/{dst}"),
+                     out_dir, f"{profile}-{{src}}-to-{{dst}}-{method}.safetensors")
+
+
+def fit_pairs(fit_pair, out_dir: str | os.PathLike | None, name: str) -> dict[tuple[str, str], TransferMap]:
+    """{(src, dst): fit_pair(src, dst)} over the 6 ordered pairs of task models, each saved as out_dir/name (a
+    format string with {src} and {dst}) when out_dir is given."""
+    from .trials import TASKS
+
     maps = {}
     for src in TASKS:
         for dst in TASKS:
             if src != dst:
-                tmap = fit_transfer(texts[src], texts[dst], method, seed=seed, source=f"{profile}/{src}",
-                                    target=f"{profile}/{dst}")
-                maps[(src, dst)] = tmap
+                maps[(src, dst)] = fit_pair(src, dst)
                 if out_dir is not None:
-                    tmap.save(Path(out_dir) / f"{profile}-{src}-to-{dst}-{method}.safetensors")
+                    maps[(src, dst)].save(Path(out_dir) / name.format(src=src, dst=dst))
     return maps
 
 

@@ -50,3 +50,14 @@ def test_figures_draw_every_panel():
     assert sum(len(ax.patches) for ax in fig.axes) == 9
     stats = summary(s)
     assert set(stats["n"]) == {10}
+
+
+def test_input_and_output_space_bars_come_in_pairs_and_paper_figures_see_input_words_only():
+    both = pd.concat([_table(), _table().assign(space="output")], ignore_index=True)
+    assert set(headline(both)["space"]) == {"input"} and len(headline(both)) == 270
+    s = headline(both, space=None)
+    assert len(s) == 540
+    fig = unconstrained_bars(s, spaces=("input", "output"))
+    bars = [p for ax in fig.axes for p in ax.patches]
+    assert len(bars) == 18  # 3 evaluating x 3 trained-for x 2 spaces
+    assert sorted({round(p.get_alpha() or 1.0, 2) for p in bars}) == [0.45, 1.0]
