@@ -124,6 +124,34 @@ def train_words(task, batch: TrialBatch, deltas: list[float], steps: int, lr: fl
                             "final_loss": losses.detach().tolist()}
 
 
+def _task(profile: str, task_name: str, dataset: str, models: dict, task_kwargs: dict | None, device: str):
+    """The task object of a group of trials (the scorer joins generation tasks)."""
+    from .datasets import load_dataset
+    from .profiles import load_model
+
+    kwargs = task_kwargs_for(profile, task_name, task_kwargs)
+    if task_name == "generation" and "scorer" not in kwargs:
+        kwargs["scorer"] = models.setdefault((profile, "scorer"), load_model(profile, "scorer", device=device))
+    return make_task(task_name, models[(profile, task_name)], load_dataset(dataset), **kwargs)
+
+
+def _score(task, words: torch.Tensor, batch: TrialBatch, space: str, scored_by: str) -> list[dict]:
+    """In-domain metrics of trained words (input space: plus the nearest vocabulary word), each stamped with
+    `scored_by`, the fingerprint of the weights that scored it."""
+    from .transfer import nearest_words
+
+    if space == "output":
+        from .cones import OutputSpace
+
+        metrics = task.evaluate_from(OutputSpace(task, batch).compose(words.to(task.text.embedding.weight.device)), batch)
+    else:
+        metrics = task.evaluate(words.to(task.text.embedding.weight.device), batch)
+        nearest = nearest_words(task.text, words, k=1)  # the word each new word is closest to, in its own model
+        metrics = [m | {"nearest_word": n[0][0], "nearest_is_anchor": n[0][0] == a}
+                   for m, n, a in zip(metrics, nearest, batch.anchors)]
+    return [m | {"evaluator_fingerprint": scored_by} for m in metrics]
+
+
 def _frozen_modules(task) -> list[torch.nn.Module]:
     m = task.loaded.model
     if task.loaded.family == "sd":
@@ -167,15 +195,17 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
     max_size: at most this many trials per batched forward pass (0: all trials of a group at once);
     compile: torch.compile the dominant frozen module (worth it for long GPU sweeps only).
     """
-    from .datasets import load_dataset
-    from .profiles import fingerprint, get_spec, load_model
-    from .transfer import nearest_words
+    from .profiles import evaluator_fingerprint, fingerprint, get_spec, load_model
 
     todo = [t for t in trials if not store.done(t)]
-    if not todo:
+    # Finished words whose in-domain score came from other weights (generation: a retrained scorer) are re-scored,
+    # not retrained: a trial's key holds only the weights its training depends on.
+    stale = [t for t in trials if store.done(t) and store.evaluated_by(t, t.task) not in
+             (None, evaluator_fingerprint(t.profile, t.task))]
+    if not todo and not stale:
         return [store.path(t) for t in trials]
     models = models if models is not None else {}
-    for t in todo:
+    for t in todo + stale:
         if (t.profile, t.task) not in models:
             models[(t.profile, t.task)] = load_model(t.profile, t.task, device=device)  # task names are roles
     validate(todo, models)
@@ -183,24 +213,17 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
         if "accelerated" not in loaded.meta and (compile or str(device).startswith("cuda")):
             accelerate(loaded, compile=compile)
     for (profile, task_name, dataset, steps, lr, space), group in group_trials(todo, max_size):
-        kwargs = task_kwargs_for(profile, task_name, task_kwargs)
-        if task_name == "generation" and "scorer" not in kwargs:
-            kwargs["scorer"] = models.setdefault((profile, "scorer"), load_model(profile, "scorer", device=device))
-        task = make_task(task_name, models[(profile, task_name)], load_dataset(dataset), **kwargs)
+        task = _task(profile, task_name, dataset, models, task_kwargs, device)
         batch = make_batch(task, group)
         if space == "output":  # ConES: the parameter stands in for the text encoder's output
             from .cones import train_output_words
 
             words, info = train_output_words(task, batch, steps, lr)
-            metrics = task.evaluate_from(info["space"].compose(words), batch)
             start = info["space"].init()
-            readouts = [{} for _ in group]  # no vocabulary to read an output-space vector against
         else:
             words, info = train_words(task, batch, [t.delta for t in group], steps, lr, progress=progress)
-            metrics = task.evaluate(words, batch)
             start = task.text.embedding.weight.detach()[batch.anchor_ids.to(words.device)].float()
-            nearest = nearest_words(task.text, words, k=1)  # the word each new word is closest to, in its own model
-            readouts = [{"nearest_word": n[0][0], "nearest_is_anchor": n[0][0] == t.anchor} for n, t in zip(nearest, group)]
+        metrics = _score(task, words, batch, space, evaluator_fingerprint(profile, task_name))
         spec = get_spec(profile, task_name)
         for row, trial in enumerate(group):
             meta = {"model_id": spec.source, "model_fingerprint": fingerprint(profile, task_name),
@@ -210,5 +233,10 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
             if row in info["failed"]:
                 store.write(trial, None, {**meta, "status": "failed", "reason": info["failed"][row]}, {})
             else:
-                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row] | readouts[row]})
+                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row]})
+    for (profile, task_name, dataset, _, _, space), group in group_trials(stale, max_size):
+        task = _task(profile, task_name, dataset, models, task_kwargs, device)
+        scored_by = evaluator_fingerprint(profile, task_name)
+        for trial, m in zip(group, _score(task, store.load_words(group), make_batch(task, group), space, scored_by)):
+            store.add_evaluation(trial, task_name, m)
     return [store.path(t) for t in trials]

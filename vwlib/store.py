@@ -108,6 +108,15 @@ class ResultStore:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         return len(stale)
 
+    def evaluated_by(self, trial: Trial, task: str) -> str | None:
+        """The fingerprint of the weights that scored this finished trial's word on `task` (None: not scored, or a
+        failed trial). Evaluations written before fingerprints were stamped were scored by the trial's own model."""
+        path = self.path(trial) / f"eval-{task}.json"
+        if not path.is_file():
+            return None
+        config = json.loads((self.path(trial) / "config.json").read_text())
+        return json.loads(path.read_text()).get("evaluator_fingerprint", config.get("model_fingerprint"))
+
     def add_evaluation(self, trial: Trial, task: str, metrics: dict) -> None:
         """Add (or replace) the metrics of this trial's word evaluated by `task` (e.g. after transfer)."""
         atomic_write_text(self.path(trial) / f"eval-{task}.json", _dump(_clean(metrics)))

@@ -72,12 +72,13 @@ class Trial:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def key(self) -> str:
-        """Stable and filesystem-safe; it hashes every field and the fingerprint of the weights its scores depend on
-        (the task model, and for generation the scorer), so a retrained model's trials never collide with its
-        predecessor's."""
-        from .profiles import evaluator_fingerprint
+        """Stable and filesystem-safe; it hashes every field and the fingerprint of the model the word is trained in,
+        so a retrained model's trials never collide with its predecessor's. (What scores the word, e.g. the scorer
+        of generations, is stamped on each evaluation instead: a new scorer re-scores words, it does not retrain
+        them.)"""
+        from .profiles import fingerprint
 
-        content = {**self.to_dict(), "model": evaluator_fingerprint(self.profile, self.task)}
+        content = {**self.to_dict(), "model": fingerprint(self.profile, self.task)}
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:8]
         delta = "inf" if math.isinf(self.delta) else f"{self.delta:g}"
         space = "-output" if self.space == "output" else ""

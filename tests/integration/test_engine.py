@@ -186,3 +186,23 @@ def test_generations_do_not_depend_on_the_other_trials_of_the_batch(tiny_models,
     alone = task.generate(words[2:], make_batch(task, trials[2:]))
     assert np.array_equal(np.asarray(together[2][0]), np.asarray(alone[0][0]))
     assert not np.array_equal(np.asarray(together[0][0]), np.asarray(together[1][0]))
+
+
+def test_a_new_scorer_rescores_generation_words_without_retraining_them(tiny_models, tmp_path, monkeypatch):
+    import vwlib.profiles as profiles
+
+    store = ResultStore(tmp_path)
+    kw = {"generation": {"num_inference_steps": 1}}
+    models = {("tiny", r): m for r, m in tiny_models.items()}
+    trials = [Trial("tiny", "generation", "mini-objects", "star", "star", steps=2),
+              Trial("tiny", "classification", "mini-objects", "star", "star", steps=2)]
+    run_trials(trials, store, progress=False, models=models, task_kwargs=kw)
+    gen, clf = (store.path(t) for t in trials)
+    assert json.loads((gen / "eval-generation.json").read_text())["evaluator_fingerprint"] == "random+random"
+    before = {p: p.stat().st_mtime_ns for p in (gen / "embedding.safetensors", clf / "eval-classification.json")}
+    real = profiles.fingerprint
+    monkeypatch.setattr(profiles, "fingerprint", lambda p, role: "new" if role == "scorer" else real(p, role))
+    assert [store.path(t) for t in trials] == run_trials(trials, store, progress=False, models=models, task_kwargs=kw)
+    assert json.loads((gen / "eval-generation.json").read_text())["evaluator_fingerprint"] == "random+new"
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # the word was not retrained; the classifier untouched
+    assert store.evaluated_by(trials[1], "classification") == "random"

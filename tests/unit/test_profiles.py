@@ -55,17 +55,3 @@ def test_cli_help_lists_subcommands():
     out = subprocess.run([sys.executable, "-m", "vwlib", "--help"], capture_output=True, text=True).stdout
     for command in ("models", "tokens", "notebooks"):
         assert command in out
-
-
-def test_a_retrained_scorer_changes_generation_keys_only(monkeypatch):
-    import vwlib.profiles as profiles
-    from vwlib.trials import Trial
-
-    prints = {"generation": "g1", "scorer": "s1", "classification": "c1"}
-    monkeypatch.setattr(profiles, "fingerprint", lambda profile, role: prints[role])
-    gen = Trial("mini", "generation", "mini-objects", "star", "star")
-    clf = Trial("mini", "classification", "mini-objects", "star", "star")
-    before = gen.key(), clf.key()
-    assert profiles.evaluator_fingerprint("mini", "generation") == "g1+s1"
-    prints["scorer"] = "s2"  # the scorer votes on generations: their accuracies must be redone
-    assert gen.key() != before[0] and clf.key() == before[1]
