@@ -61,29 +61,30 @@ def run_study(cfg: StudyConfig, progress: bool = True, transfer: bool = True):
     run_trials(trials, store, progress=progress, models={(cfg.profile, t): models[t] for t in roles},
                task_kwargs=cfg.task_kwargs)
     if transfer:
-        transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, cfg.spaces)
+        transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, cfg.spaces, trials)
     keys = {t.key() for t in trials}
     scores = headline(store.table(), space=None)
     return scores[scores["trial_dir"].map(lambda d: Path(d).name in keys)].reset_index(drop=True)
 
 
 def transfer_all(profile: str, models: dict, store, method: str = "lstsq", task_kwargs: dict | None = None,
-                 spaces=("input",)) -> int:
+                 spaces=("input",), trials: list | None = None) -> int:
     """Fit the 6 maps between the task models (token tables for input-space words, text outputs for output-space
-    embeddings), save them under <store>/maps, and score every finished word in the two other models. Returns the
-    number of evaluations written (finished ones are kept)."""
+    embeddings), save them under <store>/maps, and score the finished words of `trials` (default: the whole store)
+    in the two other models. Returns the number of evaluations written (current ones are kept)."""
     from .transfer import evaluate_transfers, fit_all
 
     written = 0
     maps_dir = Path(store.root) / "maps"
     if "input" in spaces:
         maps = fit_all(profile, models, method, out_dir=maps_dir)
-        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile)
+        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, trials=trials)
     if "output" in spaces:
         from .cones import fit_all_output
 
         maps = fit_all_output(profile, models, method=method, out_dir=maps_dir)
-        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, space="output")
+        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, space="output",
+                                      trials=trials)
     return written
 
 

@@ -143,7 +143,7 @@ def run_sweep(cfg: SweepConfig, backend: str = "local", address: str | None = No
         models = {r: _MODELS.get((cfg.study.profile, r)) or load_model(cfg.study.profile, r, device=cfg.device)
                   for r in roles}
         transfer_all(cfg.study.profile, models, store, cfg.study.transfer_method, cfg.study.task_kwargs,
-                     cfg.study.spaces)
+                     cfg.study.spaces, trials)
     failed = sum(1 for t in trials if store.done(t) and _status(store, t) == "failed")
     return {"backend": backend, "trials": len(trials), "already_done": len(trials) - len(todo), "trained": len(todo),
             "failed": failed, "jobs": len(jobs), "seconds": round(time.time() - t0, 1)}

@@ -190,13 +190,13 @@ def fit_pairs(fit_pair, out_dir: str | os.PathLike | None, name: str) -> dict[tu
 
 
 def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: dict, task_kwargs: dict | None = None,
-                       profile: str | None = None, space: str = "input") -> int:
+                       profile: str | None = None, space: str = "input", trials: list | None = None) -> int:
     """Map every finished word of the store into each other task model and score it there with the same evaluator
     objects as in-domain; writes eval-<target>.json (with the method, the map quality and the nearest word) into
     each trial. Returns the number of evaluations written; existing ones by the same target model are kept
     (idempotent), ones by an earlier version of the target model are redone. `space`: the trials whose words are
     mapped, input-space words with token-table maps (`fit_all`) or output-space embeddings with output maps
-    (`vwlib.cones.fit_all_output`)."""
+    (`vwlib.cones.fit_all_output`). `trials`: only these (default: every trial in the store)."""
     import json as _json
     from collections import defaultdict
 
@@ -212,7 +212,8 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
         return path.is_file() and _json.loads(path.read_text()).get("target_fingerprint") == dst_fingerprint
 
     groups = defaultdict(list)
-    for d in store.trial_dirs():
+    dirs = store.trial_dirs() if trials is None else [store.path(t) for t in trials if store.done(t)]
+    for d in dirs:
         config = _json.loads((d / "config.json").read_text())
         if config.get("status") != "ok" or (profile and config["profile"] != profile):
             continue

@@ -100,3 +100,13 @@ def test_cli_transfer_fit_and_probe(tmp_path):
     table = pd.read_csv(csv)
     assert len(table) == 2 * 3  # in-domain and transferred, at the tiny generator's 3 layers
     assert table[["purity_concept", "purity_anchor"]].stack().between(0, 1).all()
+
+
+def test_transfer_evaluation_can_be_limited_to_a_studys_trials(models, tmp_path):
+    store = ResultStore(tmp_path / "runs")
+    trials = [Trial("tiny", "classification", "mini-objects", c, "star", math.inf, steps=2) for c in ("star", "ring")]
+    run_trials(trials, store, progress=False, models={("tiny", "classification"): models["classification"]})
+    maps = {k: v for k, v in fit_all("tiny", models, "lstsq").items() if k == ("classification", "detection")}
+    assert evaluate_transfers(store, maps, models, trials=trials[:1]) == 1  # the other word is not this study's
+    assert not (store.path(trials[1]) / "eval-detection.json").exists()
+    assert evaluate_transfers(store, maps, models) == 1

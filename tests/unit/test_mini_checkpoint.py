@@ -26,3 +26,11 @@ def test_compact_checkpoint_round_trip(tmp_path, monkeypatch):
     unknown[49407] = False
     assert torch.equal(a[unknown], b[unknown])  # regenerated from the seed, bit for bit
     assert torch.allclose(a[49407], b[49407], atol=2e-3)
+
+
+def test_shipped_mini_checkpoints_fit_the_30_mb_budget():
+    from vwlib.profiles import CHECKPOINTS
+
+    files = [p for p in (CHECKPOINTS / "mini").rglob("*") if p.is_file()]
+    assert {p.parent.name for p in files if p.name == "vwlib_compact.json"} == {"clip", "scorer", "owl", "sd"}
+    assert sum(p.stat().st_size for p in files) <= 30_000_000
