@@ -105,10 +105,15 @@ def fingerprint(profile: str, role: str) -> str:
 
 
 def evaluator_fingerprint(profile: str, task: str) -> str:
-    """The weights a task's scores depend on: the task model's, and for generation also the scorer's (it votes on the
-    generated images), so a retrained scorer re-scores generation words instead of reusing stale accuracies."""
+    """What a task's scores depend on: the task model's weights, for generation also the scorer's (it votes on the
+    generated images), for detection also the NMS threshold of its post-processing; so a retrained scorer or a new
+    threshold re-scores stored words instead of reusing stale metrics (the words themselves are not retrained)."""
+    from .vision import OWL_NMS_IOU
+
     own = fingerprint(profile, task)
-    return f"{own}+{fingerprint(profile, 'scorer')}" if task == "generation" else own
+    if task == "generation":
+        return f"{own}+{fingerprint(profile, 'scorer')}"
+    return f"{own}+nms{OWL_NMS_IOU:g}" if task == "detection" else own
 
 
 @functools.lru_cache(maxsize=32)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from .datasets import ConceptDataset
 from .text import TextSide
-from .vision import clip_image_features, owl_image_side, owl_logits, sd_latents
+from .vision import clip_image_features, owl_detections, owl_image_side, owl_logits, sd_latents
 
 PROMPTS = {"generation": "a photo of {}", "detection": "{}", "classification": "a photo of a {}"}
 NAME_PROMPT = "a photo of a {}"  # class texts of the zero-shot classifiers (the scorer and DFN/mini-clip)
@@ -170,8 +170,7 @@ class DetectionTask(Task):
         for t in range(len(batch)):
             c = int(batch.concept[t])
             metric = MeanAveragePrecision(iou_type="bbox", box_format="xyxy", backend="pycocotools")
-            preds = [{"boxes": boxes[i], "scores": scores[i, :, t], "labels": torch.zeros(len(boxes[i]), dtype=torch.long)}
-                     for i in range(len(self.ds.val))]
+            preds = [owl_detections(boxes[i], scores[i, :, t:t + 1]) for i in range(len(self.ds.val))]
             gts = [{"boxes": torch.tensor(e.boxes if e.label == c else [], dtype=torch.float).reshape(-1, 4),
                     "labels": torch.zeros(len(e.boxes) if e.label == c else 0, dtype=torch.long)} for e in self.ds.val]
             metric.update(preds, gts)

@@ -206,3 +206,19 @@ def test_a_new_scorer_rescores_generation_words_without_retraining_them(tiny_mod
     assert json.loads((gen / "eval-generation.json").read_text())["evaluator_fingerprint"] == "random+new"
     assert {p: p.stat().st_mtime_ns for p in before} == before  # the word was not retrained; the classifier untouched
     assert store.evaluated_by(trials[1], "classification") == "random"
+
+
+def test_a_new_nms_threshold_rescores_detection_words_without_retraining_them(tiny_models, tmp_path, monkeypatch):
+    import vwlib.vision as vision
+
+    store = ResultStore(tmp_path)
+    models = {("tiny", r): m for r, m in tiny_models.items()}
+    trial = Trial("tiny", "detection", "mini-objects", "star", "star", steps=2)
+    run_trials([trial], store, progress=False, models=models)
+    word = store.path(trial) / "embedding.safetensors"
+    before = word.stat().st_mtime_ns
+    assert store.evaluated_by(trial, "detection") == "random+nms0.5"
+    monkeypatch.setattr(vision, "OWL_NMS_IOU", 0.7)
+    run_trials([trial], store, progress=False, models=models)
+    assert store.evaluated_by(trial, "detection") == "random+nms0.7"
+    assert word.stat().st_mtime_ns == before  # re-scored, not retrained

@@ -1,5 +1,6 @@
 """Transfer maps and layer probes on tiny models of the paper's classes."""
 
+import json
 import math
 
 import pytest
@@ -73,7 +74,9 @@ def test_transferred_words_are_scored_by_the_target_evaluators(models, tmp_path)
     assert set(cross["transfer_method"]) == {"lstsq"} and cross["nearest_word"].notna().all()
     assert evaluate_transfers(store, maps, models) == 0  # idempotent
     stale = store.path(trials[0]) / "eval-detection.json"  # as if the detector had been retrained since
-    stale.write_text(stale.read_text().replace('"target_fingerprint": "random"', '"target_fingerprint": "older"'))
+    record = json.loads(stale.read_text())
+    assert record["target_fingerprint"] == "random+nms0.5"  # the detector's weights and its NMS threshold
+    stale.write_text(json.dumps(record | {"target_fingerprint": "older"}))
     assert evaluate_transfers(store, maps, models) == 1
 
 

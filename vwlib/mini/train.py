@@ -21,7 +21,7 @@ from .models import CONTEXT, IMAGE_SIZE, SEEDS, build_mini
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
 
-DEFAULT_STEPS = {"clip": 3000, "scorer": 6000, "owl": 6000, "sd": 5000}
+DEFAULT_STEPS = {"clip": 3000, "scorer": 6000, "owl": 6000, "sd": 6000}
 # Per-model training-pool settings (caption_pool keyword arguments) beyond the defaults. The scorer labels an image
 # by its largest object, as the scene datasets do: half its images are scenes, captioned by the largest object only
 # (mini-scenes accuracy 0.705 -> 0.89 with width 32 and 6,000 steps).

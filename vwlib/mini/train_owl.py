@@ -134,20 +134,18 @@ def detect(loaded, images, queries: list[str]) -> tuple[torch.Tensor, torch.Tens
 
 
 def detection_map(loaded, ds: ConceptDataset, queries: list[str] | None = None) -> dict:
-    """COCO mAP@[.5:.95] and mAP@0.5 of one query per concept over all of `ds.val` (torchmetrics)."""
+    """COCO mAP@[.5:.95] and mAP@0.5 of one query per concept over all of `ds.val` (torchmetrics), after the same
+    per-query NMS the study's detection evaluator applies."""
     from torchmetrics.detection import MeanAveragePrecision
+
+    from ..vision import owl_detections
 
     queries = queries or [f"a {ds.display_name(c)}" for c in ds.concepts]
     scores, boxes = detect(loaded, [e.image for e in ds.val], queries)
     metric = MeanAveragePrecision(iou_type="bbox", box_format="xyxy", backend="pycocotools")
-    preds, targets = [], []
-    q = len(queries)
-    for k, e in enumerate(ds.val):
-        s, b = scores[k], boxes[k]  # [P, Q], [P, 4]
-        preds.append({"boxes": b.repeat_interleave(q, 0), "scores": s.flatten(),
-                      "labels": torch.arange(q).repeat(s.shape[0])})
-        targets.append({"boxes": torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4),
-                        "labels": torch.full((len(e.boxes),), e.label, dtype=torch.long)})
+    preds = [owl_detections(boxes[k], scores[k]) for k in range(len(ds.val))]  # [P, 4] x [P, Q] -> NMS per query
+    targets = [{"boxes": torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4),
+                "labels": torch.full((len(e.boxes),), e.label, dtype=torch.long)} for e in ds.val]
     metric.update(preds, targets)
     out = metric.compute()
     return {"map": float(out["map"]), "map_50": float(out["map_50"])}

@@ -5,6 +5,10 @@ Like SD 2.1: v-prediction target (`scheduler.get_velocity`), text conditioning f
 state (77 positions, padded with "!"), classifier-free guidance learned by dropping 10% of captions. Small-model
 choices: a cosine noise schedule and min-SNR-5 loss weighting (both converge faster at this size).
 
+The autoencoder bounds the generator: the scorer's accuracy on its reconstructions of held-out images (mini-objects
+/ instances / scenes) was 0.70 / 0.65 / 0.46 after 800 steps and is 0.92 / 1.00 / 0.79 after 4,000, which took
+generation accuracy from 0.62 to 0.84 with the same UNet (trained 6,000 steps instead of 5,000).
+
 Usage:
     loaded, curve = train_sd(steps=6000)
     generation_accuracy(loaded, scorer, heldout("mini-objects"))   # scorer's 10-way vote on generations
@@ -26,7 +30,7 @@ from .vocab import init_token_table
 
 SIZE = IMAGE_SIZE["sd"]
 GEN_STEPS = 30  # DDIM steps for the mini world (the paper profile uses 50)
-GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.62 accuracy vs 0.55 at 4.0)
+GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
 
 def build_sd() -> Loaded:
@@ -83,7 +87,7 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float 
     return curve
 
 
-def train_sd(steps: int, vae_steps: int = 800, batch: int = 48, lr: float = 1e-3, pool_size: int = 30000,
+def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-3, pool_size: int = 30000,
              log_every: int = 50, single_share: float = 0.85):
     loaded = build_sd()
     pipe = loaded.model
