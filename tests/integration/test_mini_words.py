@@ -1,5 +1,5 @@
 """Issue #4's claim on the shipped mini models: a word trained from the concept's own name scores well above chance,
-one held within δ = 0.1 of an unrelated word scores near chance, for each of the three tasks (slow: ~2 minutes)."""
+one held within δ = 0.1 of an unrelated word scores near chance, for each of the three tasks (slow: ~1 minute)."""
 
 import math
 
@@ -11,9 +11,12 @@ from vwlib.figures import headline
 from vwlib.store import ResultStore
 from vwlib.trials import Trial
 
-# (task, lowest acceptable own-anchor mean, highest acceptable unrelated mean): chance is 0.1 for the 10-way scores,
-# about 0 for mAP. Measured on mini-objects: classification 0.89 / 0.22, detection 0.30 / 0.03, generation 0.47 / 0.05.
-CLAIMS = [("classification", 0.6, 0.35), ("detection", 0.15, 0.08), ("generation", 0.25, 0.2)]
+# (task, lowest acceptable own-anchor mean, highest acceptable unrelated mean). Chance is 0.1 for the 10-way scores,
+# and about 0.1 for mAP too: after per-query NMS a query that ranks the validation images at random finds the
+# concept's images at their share, 1 in 10. Measured on mini-objects (mean [95% CI], 10 words each):
+# classification 0.96 [0.92, 0.99] / 0.30 [0.14, 0.46], detection 0.58 [0.50, 0.66] / 0.13 [0.09, 0.18],
+# generation 0.73 [0.50, 0.90] / 0.03 [0, 0.08].
+CLAIMS = [("classification", 0.6, 0.35), ("detection", 0.35, 0.2), ("generation", 0.35, 0.2)]
 
 
 @pytest.mark.slow
