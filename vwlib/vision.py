@@ -76,17 +76,19 @@ def owl_logits(side: dict[str, torch.Tensor], queries: torch.Tensor) -> torch.Te
 
 # [decided] Per-query NMS before mAP. The mini detector's loss (vwlib/mini/train_owl.py) makes every patch inside an
 # object a positive, FCOS-style, so one object yields several near-identical high-scoring boxes; without NMS all but
-# one count as false positives (measured on mini-owl: mAP@0.5 0.39 without, 0.73 with). OWL-v2, trained with
-# one-to-one matching, rarely duplicates a box, so NMS changes little there. Part of the detection evaluator's
-# fingerprint: changing it re-scores stored detection words.
+# one count as false positives (measured on mini-owl: mAP@0.5 0.39 without, 0.73 with). OWL-v2 is trained with
+# one-to-one (Hungarian) matching, which already discourages duplicate boxes, so NMS should remove little there (not
+# measured: no paper weights here). Part of the detection evaluator's fingerprint: changing it re-scores stored
+# detection words.
 OWL_NMS_IOU = 0.5
 
 
-def owl_detections(boxes: torch.Tensor, scores: torch.Tensor, iou: float = OWL_NMS_IOU) -> dict[str, torch.Tensor]:
+def owl_detections(boxes: torch.Tensor, scores: torch.Tensor, iou: float | None = None) -> dict[str, torch.Tensor]:
     """One image's detections for mAP: every patch box [P, 4] (xyxy) × query scores [P, Q], de-duplicated per query
-    by NMS at `iou`. Returns {"boxes": [K, 4], "scores": [K], "labels": [K] (query index)}."""
+    by NMS at `iou` (default `OWL_NMS_IOU`). Returns {"boxes": [K, 4], "scores": [K], "labels": [K] (query index)}."""
     from torchvision.ops import batched_nms
 
+    iou = OWL_NMS_IOU if iou is None else iou  # read at call time, like the fingerprint, so the two never disagree
     p, q = scores.shape
     boxes, scores = boxes.float().repeat_interleave(q, 0), scores.float().flatten()
     labels = torch.arange(q, device=scores.device).repeat(p)

@@ -31,3 +31,13 @@ def test_detection_evaluator_fingerprint_names_the_nms_threshold():
     fp = profiles.evaluator_fingerprint("tiny", "detection")
     assert fp == f"{profiles.fingerprint('tiny', 'detection')}+nms{OWL_NMS_IOU:g}" and fp.endswith("+nms0.5")
     assert profiles.evaluator_fingerprint("tiny", "classification") == profiles.fingerprint("tiny", "classification")
+
+
+def test_the_module_threshold_is_read_at_call_time(monkeypatch):
+    import vwlib.vision as vision
+
+    scores = torch.tensor([[0.9], [0.8], [0.7], [0.6]])
+    assert len(owl_detections(_boxes(), scores)["boxes"]) == 2
+    monkeypatch.setattr(vision, "OWL_NMS_IOU", 0.95)  # near-identical boxes (IoU 0.82) now survive
+    assert len(owl_detections(_boxes(), scores)["boxes"]) == 4
+    assert profiles.evaluator_fingerprint("tiny", "detection").endswith("+nms0.95")
