@@ -18,7 +18,8 @@ import torch
 
 from vwlib.cones import train_output_words
 from vwlib.datasets import load_dataset
-from vwlib.engine import DEFAULTS, make_batch, task_kwargs_for, train_words
+from vwlib.engine import train_words
+from vwlib.tasks import DEFAULTS, make_batch, task_kwargs_for
 from vwlib.profiles import load_model
 from vwlib.tasks import make_task
 

@@ -29,7 +29,8 @@ import torch
 
 from vwlib.accel import accelerate, autocast
 from vwlib.datasets import load_dataset
-from vwlib.engine import DEFAULTS, ADAM, make_batch, nearest_word_distance, project, task_kwargs_for, train_words
+from vwlib.engine import ADAM, nearest_word_distance, project, train_words
+from vwlib.tasks import DEFAULTS, make_batch, task_kwargs_for
 from vwlib.profiles import load_model
 from vwlib.study import StudyConfig
 from vwlib.tasks import make_task

@@ -3,7 +3,7 @@
 Usage:
     vw models [--profile mini] [--load]     # the profiles, their models, and whether each is on this machine
     vw tokens strawberry "scuba diver"      # CLIP BPE ids of words; is each a single token?
-    vw train --task classification --dataset mini-objects --anchors all --deltas 0.5 inf
+    vw train --task classification --dataset mini-objects --anchors dataset --deltas 0.5 inf
     vw results --csv results.csv            # every trial of a result store, one row per evaluation
     vw export-diffusers runs/mini/<trial> out/ --token "<star>"   # for StableDiffusionPipeline.load_textual_inversion
     vw transfer fit|eval --profile mini     # the 6 maps between the task models; transferred words scored
@@ -18,9 +18,109 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from pathlib import Path
 
 from .errors import VWError
+
+TASKS = ("generation", "detection", "classification")
+PROFILES = ("paper", "mini", "tiny")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Inputs checked at the edge: every argument is validated before any model loads or any file is written
+# --------------------------------------------------------------------------------------------------------------
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line on stderr (`vw train: error: argument --lr: ...`), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def delta(text: str) -> str:
+    from .trials import parse_delta
+
+    try:
+        parse_delta(text)
+    except VWError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def folder(text: str) -> str:
+    """A folder to write into: it may not exist yet, but it may not be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder (it is created if missing)")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{parent} is a file, so {text} cannot be created; give a folder")
+            break
+    return text
+
+
+def new_file(text: str) -> str:
+    """A file to write: its folder must exist, and it may not be a folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    if not path.absolute().parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {path.parent} does not exist; create it first")
+    return text
+
+
+def device(text: str) -> str:
+    import torch
+
+    if text == "cpu":
+        return text
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA device on this machine; use --device cpu")
+        return text
+    raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+
+
+def check_anchors(words: list[str]) -> None:
+    """Every anchor must be one CLIP BPE token (the vocabulary every model of the study shares)."""
+    from .tokenizer import clip_tokenizer, single_token_id
+
+    tok = clip_tokenizer()
+    for word in words:
+        single_token_id(tok, word)
 
 
 def _cmd_models(args) -> int:
@@ -67,7 +167,7 @@ def _cmd_notebooks(args) -> int:
 def _cmd_mini(args) -> int:
     if args.action == "train":
         from .mini.train import train
-        from .profiles import CHECKPOINTS
+        from .paths import CHECKPOINTS
 
         names = ["clip", "scorer", "owl", "sd"] if args.model == "all" else [args.model]
         for name in names:
@@ -90,36 +190,34 @@ def _cmd_mini(args) -> int:
     return 0
 
 
-def _trials_from_args(args) -> list:
-    import itertools
+def study_from_args(args):
+    """The StudyConfig of `vw train`'s arguments (one grid builder for the CLI, notebooks and sweeps)."""
+    from .datasets import require
+    from .study import ANCHOR_CHOICES, StudyConfig
 
-    from .datasets import load_dataset
-    from .trials import Trial, parse_delta
-
-    ds = load_dataset(args.dataset)
-    concepts = args.concepts or ds.concepts
-    for c in concepts:
-        ds.concept_index(c)
-    deltas = [parse_delta(d) for d in args.deltas]
-    trials = []
-    for task, concept, delta, seed in itertools.product(args.task, concepts, deltas, args.seeds):
-        if args.anchors == ["own"]:
-            anchors = [ds.anchors[ds.concept_index(concept)]]
-        elif args.anchors == ["all"]:
-            anchors = ds.anchors
-        else:
-            anchors = args.anchors
-        for anchor in anchors:
-            trials.append(Trial(args.profile, task, args.dataset, concept, anchor, delta, seed, args.steps or 0,
-                                args.lr or 0.0))
-    return trials
+    require(args.dataset)
+    anchors = args.anchors
+    if anchors == ["all"]:
+        raise VWError("--anchors all is ambiguous; use 'dataset' (every anchor of the dataset) or 'grid' (the anchors "
+                      "of the chosen concepts: the paper's n x n grid)")
+    if len(anchors) == 1 and anchors[0] in ANCHOR_CHOICES:
+        anchors = anchors[0]
+    else:
+        check_anchors(anchors)
+        anchors = tuple(anchors)
+    cfg = StudyConfig(profile=args.profile, datasets=(args.dataset,), tasks=tuple(dict.fromkeys(args.task)),
+                      deltas=tuple(args.deltas), concepts=tuple(args.concepts) if args.concepts else 10**6,
+                      anchors=anchors, seeds=tuple(args.seeds), out=args.out, steps=args.steps or 0, lr=args.lr or 0.0)
+    trials = cfg.trials()  # checks the concepts
+    check_anchors(sorted({t.anchor for t in trials}))
+    return cfg, trials
 
 
 def _cmd_train(args) -> int:
-    from .engine import run_trials
+    from .runner import run_trials
     from .store import ResultStore
 
-    trials = _trials_from_args(args)
+    cfg, trials = study_from_args(args)
     store = ResultStore(args.out)
     todo = sum(not store.done(t) for t in trials)
     print(f"{len(trials)} trials ({len(trials) - todo} already done) -> {args.out}")
@@ -136,7 +234,10 @@ def _cmd_train(args) -> int:
 def _cmd_results(args) -> int:
     from .store import ResultStore
 
-    table = ResultStore(args.out).table()
+    store = ResultStore(args.out)
+    if not store.root.is_dir():
+        raise VWError(f"no result store at {args.out}; train words first (vw train --out {args.out}, or make figures)")
+    table = store.table()
     if args.csv:
         table.to_csv(args.csv, index=False)
         print(f"{len(table)} rows -> {args.csv}")
@@ -148,42 +249,33 @@ def _cmd_results(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export_textual_inversion
 
+    if not args.token.strip() or any(ch.isspace() for ch in args.token):
+        raise VWError(f"--token must be one placeholder without spaces, e.g. \"<star>\"; got {args.token!r}")
+
     path = export_textual_inversion(args.trial_dir, args.out_dir, args.token)
     print(f"wrote {path}; load it with pipe.load_textual_inversion({str(path)!r}, token={args.token!r})")
     return 0
 
 
-def _profile_models(profile: str, device: str = "cpu") -> dict:
-    from .profiles import load_model
-
-    return {role: load_model(profile, role, device=device) for role in ("generation", "detection", "classification",
-                                                                         "scorer")}
-
-
 def _cmd_transfer(args) -> int:
-    from .transfer import TransferMap, evaluate_transfers, fit_all
+    from .runner import evaluate_transfers, load_models
+    from .store import ResultStore
+    from .transfer import fit_all, load_maps
 
-    models = _profile_models(args.profile, args.device)
+    store = ResultStore(args.out)
+    if args.action == "eval" and not store.map_paths(args.profile, args.method):
+        raise VWError(f"no {args.method} maps for {args.profile} in {store.maps_dir}; fit them first: "
+                      f"vw transfer fit --profile {args.profile} --method {args.method} --out {args.out}")
+    models = load_models(args.profile, args.device)
     if args.action == "fit":
-        maps = fit_all(args.profile, models, args.method, out_dir=args.maps)
+        maps = fit_all(args.profile, models, args.method, store=store)
         for (src, dst), tmap in maps.items():
             q = tmap.quality
             print(f"{src:>14} -> {dst:<14} {tmap.method}: R² {q['r2']:.3f}, mean cosine {q['mean_cosine']:.3f} "
                   f"({q['n_fit']} words fitted, {q['n_test']} held out)")
+        print(f"maps saved in {store.maps_dir}")
         return 0
-    from pathlib import Path
-
-    from .store import ResultStore
-
-    paths = sorted(Path(args.maps).glob(f"{args.profile}-*-{args.method}.safetensors"))
-    if not paths:
-        raise VWError(f"no {args.method} maps for {args.profile} in {args.maps}; fit them first: "
-                      f"vw transfer fit --profile {args.profile} --method {args.method} --maps {args.maps}")
-    maps = {}
-    for p in paths:
-        tmap = TransferMap.load(p)
-        maps[(tmap.source.split("/")[1], tmap.target.split("/")[1])] = tmap
-    n = evaluate_transfers(ResultStore(args.out), maps, models, profile=args.profile)
+    n = evaluate_transfers(store, load_maps(store, args.profile, args.method), models, profile=args.profile)
     print(f"{n} transferred evaluations written to {args.out}")
     return 0
 
@@ -191,7 +283,15 @@ def _cmd_transfer(args) -> int:
 def _cmd_probe(args) -> int:
     import pandas as pd
 
+    from .datasets import require
     from .study import StudyConfig, layer_panels_data
+
+    require(args.dataset)
+    if args.transfer_from == args.task:
+        raise VWError(f"--transfer-from must name another task than --task {args.task}: the words mapped in for "
+                      f"comparison come from a different model")
+    if args.concepts < 2:
+        raise VWError(f"--concepts must be >= 2: purity compares concepts, got {args.concepts}")
 
     cfg = StudyConfig(profile=args.profile, datasets=(args.dataset,), concepts=args.concepts, out=args.out)
     panels = layer_panels_data(cfg, args.dataset, args.task, args.delta, args.transfer_from, args.method)
@@ -203,13 +303,21 @@ def _cmd_probe(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .sweep import load_sweep, run_sweep
+    from .store import ResultStore
+    from .sweep import load_sweep, plan, run_sweep
 
     cfg = load_sweep(args.config, out=args.out, device=args.device, group_size=args.group_size)
-    if args.dry_run:
-        from .store import ResultStore
-        from .sweep import plan
+    try:
+        folder(cfg.study.out)
+    except argparse.ArgumentTypeError as e:
+        raise VWError(f"{args.config}: out: {e}") from None
+    check_anchors(sorted({t.anchor for t in cfg.trials()}))
+    for name in cfg.study.datasets:
+        if cfg.study.profile == "paper" and not args.dry_run:
+            from .datasets import require
 
+            require(name)
+    if args.dry_run:
         trials, jobs = plan(cfg, ResultStore(cfg.study.out))
         print(json.dumps({"trials": len(trials), "unfinished": sum(map(len, jobs)), "jobs": len(jobs)}))
         return 0
@@ -219,12 +327,12 @@ def _cmd_sweep(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vw", description="vwlib: learn words for visual concepts and test whether "
-                                "they transfer between generation, detection and classification models.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = Parser(prog="vw", description="vwlib: learn words for visual concepts and test whether they transfer between "
+               "generation, detection and classification models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     s = sub.add_parser("models", help="list the model profiles and whether each model is on this machine")
-    s.add_argument("--profile", choices=["paper", "mini", "tiny"], help="only this profile")
+    s.add_argument("--profile", choices=PROFILES, help="only this profile")
     s.add_argument("--json", action="store_true", help="print the table as JSON")
     s.add_argument("--load", action="store_true", help="also load every listed model (fails on the first missing one)")
     s.set_defaults(func=_cmd_models)
@@ -237,62 +345,65 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("mini", help="train or evaluate the mini world's models")
     s.add_argument("action", choices=["train", "eval"])
     s.add_argument("--model", default="all", choices=["all", "clip", "scorer", "owl", "sd"])
-    s.add_argument("--steps", type=int, help="training steps (default: each model's own)")
-    s.add_argument("--out", help="checkpoint folder (default: the shipped one, vwlib/checkpoints/mini/<model>)")
+    s.add_argument("--steps", type=positive_int, help="training steps (default: each model's own)")
+    s.add_argument("--out", type=folder,
+                   help="checkpoint folder (default: the shipped one, vwlib/checkpoints/mini/<model>)")
     s.add_argument("--json", action="store_true", help="eval: print one JSON object")
-    s.add_argument("--per-concept", type=int, default=20, help="eval: held-out images per concept")
+    s.add_argument("--per-concept", type=positive_int, default=20, help="eval: held-out images per concept")
     s.set_defaults(func=_cmd_mini)
 
     s = sub.add_parser("train", help="train new words (a grid of trials) into a result store")
-    s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])
-    s.add_argument("--task", nargs="+", default=["classification"], choices=["generation", "detection", "classification"])
+    s.add_argument("--profile", default="mini", choices=PROFILES)
+    s.add_argument("--task", nargs="+", default=["classification"], choices=TASKS)
     s.add_argument("--dataset", default="mini-objects")
     s.add_argument("--concepts", nargs="*", help="default: all 10 of the dataset")
-    s.add_argument("--anchors", nargs="*", default=["own"],
-                   help="anchor words; 'own' (default): each concept's own anchor; 'all': the dataset's 10")
-    s.add_argument("--deltas", nargs="+", default=["inf"], help="δ values; inf = unconstrained")
-    s.add_argument("--seeds", nargs="+", type=int, default=[0])
-    s.add_argument("--steps", type=int, help="optimizer steps (default: the profile's)")
-    s.add_argument("--lr", type=float, help="Adam learning rate (default: the profile's)")
-    s.add_argument("--out", default="runs/mini", help="the result store (one directory per trial)")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--anchors", nargs="+", default=["own"],
+                   help="anchor words, or one of: own (default: each concept's own anchor), grid (the anchors of the "
+                        "chosen concepts: an n x n grid), dataset (every anchor of the dataset)")
+    s.add_argument("--deltas", nargs="+", type=delta, default=["inf"], help="δ values > 0; inf = unconstrained")
+    s.add_argument("--seeds", nargs="+", type=seed, default=[0])
+    s.add_argument("--steps", type=positive_int, help="optimizer steps (default: the profile's)")
+    s.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the profile's)")
+    s.add_argument("--out", type=folder, default="runs/mini", help="the result store (one directory per trial)")
+    s.add_argument("--device", type=device, default="cpu")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("results", help="one tidy table of every trial in a result store")
-    s.add_argument("--out", default="runs/mini", help="the result store")
-    s.add_argument("--csv", help="write the table to this CSV file")
+    s.add_argument("--out", type=folder, default="runs/mini", help="the result store")
+    s.add_argument("--csv", type=new_file, help="write the table to this CSV file")
     s.set_defaults(func=_cmd_results)
 
     s = sub.add_parser("export-diffusers", help="write a trained word as a diffusers textual-inversion file")
     s.add_argument("trial_dir")
-    s.add_argument("out_dir")
+    s.add_argument("out_dir", type=folder)
     s.add_argument("--token", required=True, help='the placeholder token, e.g. "<sombrero>"')
     s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("transfer", help="fit transfer maps between a profile's models, or evaluate transferred words")
     s.add_argument("action", choices=["fit", "eval"])
-    s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])
+    s.add_argument("--profile", default="mini", choices=PROFILES)
     s.add_argument("--method", default="lstsq", choices=["lstsq", "ridge", "procrustes", "mlp"])
-    s.add_argument("--maps", default="runs/maps", help="folder of fitted maps")
-    s.add_argument("--out", default="runs/mini", help="eval: the result store whose words are transferred")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--out", type=folder, default="runs/mini",
+                   help="the result store: its maps/ folder holds the maps, eval transfers its words")
+    s.add_argument("--device", type=device, default="cpu")
     s.set_defaults(func=_cmd_transfer)
 
     s = sub.add_parser("probe", help="kNN purity of the end-of-text token by concept and by anchor, per layer")
-    s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])
+    s.add_argument("--profile", default="mini", choices=PROFILES)
     s.add_argument("--dataset", default="mini-objects")
-    s.add_argument("--task", default="generation", choices=["generation", "detection", "classification"],
-                   help="the model whose text-encoder layers are probed")
-    s.add_argument("--transfer-from", default="classification", help="words of this task, mapped in, for comparison")
-    s.add_argument("--delta", default="0.5")
-    s.add_argument("--concepts", type=int, default=10, help="the n x n grid of the first n concepts and anchors")
+    s.add_argument("--task", default="generation", choices=TASKS, help="the model whose text-encoder layers are probed")
+    s.add_argument("--transfer-from", default="classification", choices=TASKS,
+                   help="words of this task, mapped in, for comparison")
+    s.add_argument("--delta", type=delta, default="0.5")
+    s.add_argument("--concepts", type=positive_int, default=10,
+                   help="the n x n grid of the first n concepts and anchors")
     s.add_argument("--method", default="tsne", choices=["tsne", "umap"])
-    s.add_argument("--out", default="runs/mini", help="the result store (missing words are trained)")
-    s.add_argument("--csv", help="write the purity table here")
+    s.add_argument("--out", type=folder, default="runs/mini", help="the result store (missing words are trained)")
+    s.add_argument("--csv", type=new_file, help="write the purity table here")
     s.set_defaults(func=_cmd_probe)
 
     s = sub.add_parser("notebooks", help="run every notebook headlessly with papermill, writing figures/")
-    s.add_argument("--profile", default="mini", choices=["paper", "mini", "tiny"])
+    s.add_argument("--profile", default="mini", choices=PROFILES)
     s.add_argument("--full", action="store_true", help="the full 10 x 10 grid (default: the quick 5 x 5 one)")
     s.set_defaults(func=_cmd_notebooks)
 
@@ -300,9 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", help="a sweep YAML file (see sweeps/)")
     s.add_argument("--backend", default="local", choices=["local", "ray"])
     s.add_argument("--address", help="ray: the cluster to join (e.g. auto); default: start one on this machine")
-    s.add_argument("--out", help="override the file's result store")
-    s.add_argument("--device", help="override the file's device (cpu, cuda)")
-    s.add_argument("--group-size", type=int, help="override the trials per batched forward pass")
+    s.add_argument("--out", type=folder, help="override the file's result store")
+    s.add_argument("--device", type=device, help="override the file's device (cpu, cuda)")
+    s.add_argument("--group-size", type=positive_int, help="override the trials per batched forward pass")
     s.add_argument("--dry-run", action="store_true", help="print how many trials and jobs are left, run nothing")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_sweep)

@@ -18,7 +18,7 @@ Usage:
     space = OutputSpace(task, batch)
     params, info = train_output_words(task, batch, steps=200, lr=5e-3)     # params [T, E], fp32
     task.evaluate_from(space.compose(params), batch)                      # the in-domain evaluators
-    maps = fit_all_output("mini", models)                                 # {(src, dst): TransferMap}
+    maps = vwlib.transfer.fit_all_output("mini", models)                  # output-space transfer maps
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .accel import autocast
+from .datasets import load_dataset
+from .engine import masked_adam
 from .errors import VWError
-from .tasks import TrialBatch
-from .tokenizer import single_token_id
-
-PLACEHOLDER = "thing"  # the prompt slot the vocabulary's words are put into when output maps are fitted
+from .metrics import NAME_PROMPT
+from .stats import bootstrap_ci
+from .tasks import PROMPTS, TrialBatch, make_batch, make_task
+from .vision import clip_image_features, owl_image_side
 
 
 class OutputSpace:
@@ -65,86 +66,10 @@ class OutputSpace:
 
 def train_output_words(task, batch: TrialBatch, steps: int, lr: float) -> tuple[torch.Tensor, dict]:
     """Train one output-space embedding per row of `batch` with the task's loss; returns params [T, E] and
-    {"failed": {row: reason}, "final_loss": [T]}. Adam as the input-space engine, no projection (δ = ∞)."""
-    from .engine import ADAM
-
-    if steps < 1:
-        raise VWError(f"steps must be >= 1, got {steps}")
+    {"failed": {row: reason}, "final_loss": [T], "space": OutputSpace}. The engine's Adam loop, no projection (δ = ∞)."""
     space = OutputSpace(task, batch)
-    params = torch.nn.Parameter(space.init())
-    opt = torch.optim.Adam([params], lr=lr, **ADAM)
-    failed: dict[int, str] = {}
-    for step in range(steps):
-        with autocast(params.device):
-            losses = task.losses_from(space.compose(params), batch).float()  # [T]
-        for row in torch.nonzero(~torch.isfinite(losses.detach())).flatten().tolist():
-            failed.setdefault(row, f"loss became {float(losses.detach()[row])} at step {step}")
-        alive = torch.tensor([r not in failed for r in range(len(batch))], device=params.device)
-        opt.zero_grad(set_to_none=True)
-        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
-        params.grad[~alive] = 0
-        frozen = params.detach()[~alive].clone()
-        opt.step()
-        with torch.no_grad():
-            params[~alive] = frozen
-    return params.detach(), {"failed": failed, "final_loss": losses.detach().tolist(), "space": space}
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Output-space transfer: maps fitted on the text outputs of the shared vocabulary
-# --------------------------------------------------------------------------------------------------------------
-
-@torch.no_grad()
-def vocabulary_outputs(task, word_ids: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """[N, E]: the output-space vector of each vocabulary word (token id) in `task`'s prompt template. The word's
-    input row is put in the placeholder's slot by the soft-token hook, so any token id works, with or without a
-    spelling of its own."""
-    slot = single_token_id(task.loaded.tokenizer, PLACEHOLDER)
-    table = task.text.embedding.weight.detach()
-    out = []
-    for i in range(0, len(word_ids), chunk):
-        ids = word_ids[i:i + chunk]
-        n = len(ids)
-        batch = TrialBatch(torch.zeros(n, dtype=torch.long), torch.full((n,), slot), [PLACEHOLDER] * n, [None] * n)
-        text = task.text_output(table[ids.to(table.device)].float(), batch)
-        if text.dim() == 3:  # conditioning [n, L, D]: the row at the word's slot, as OutputSpace reads it
-            text = text[:, int((task.prompt_ids(batch)[0] == slot).int().argmax())]
-        out.append(text.float().cpu())
-    return torch.cat(out)
-
-
-def fit_all_output(profile: str, models: dict, dataset: str = "mini-objects", method: str = "lstsq",
-                   out_dir=None, max_words: int | None = None, seed: int = 0) -> dict:
-    """The 6 output-space maps between the three task models of `profile` ({(src, dst): TransferMap}), fitted on
-    the text outputs of up to `max_words` vocabulary words all three models know (a seeded random subset: each word
-    costs one prompt through every encoder; default: 16 words per dimension of the widest output, at least 2,048,
-    i.e. 2,048 for the mini world and 16,384 for the paper's 1,024-wide SD 2.1 conditioning).
-    Saved under out_dir as <profile>-<src>-to-<dst>-<method>-output.safetensors."""
-    from .datasets import load_dataset
-    from .tasks import make_task
-    from .transfer import fit_pairs, fit_rows
-    from .trials import TASKS
-
-    ds = load_dataset(dataset)  # the task objects give each model's prompt template
-    tasks = {t: make_task(t, models[t], ds) for t in TASKS}
-    known = [set(tasks[t].text.known_ids().tolist()) for t in TASKS]
-    ids = torch.tensor(sorted(set.intersection(*known)), dtype=torch.long)
-    if max_words is None:
-        max_words = max(2048, 16 * max(_out_width(t) for t in tasks.values()))
-    if len(ids) > max_words:
-        ids = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))[:max_words]].sort().values
-    outputs = {t: vocabulary_outputs(tasks[t], ids) for t in TASKS}  # each encoder runs once over the words
-    return fit_pairs(lambda src, dst: fit_rows(outputs[src], outputs[dst], method, seed=seed,
-                                               source=f"{profile}/{src}/output", target=f"{profile}/{dst}/output"),
-                     out_dir, f"{profile}-{{src}}-to-{{dst}}-{method}-output.safetensors")
-
-
-def _out_width(task) -> int:
-    """E (or D): the width of the task's output-space vectors."""
-    with torch.no_grad():
-        batch = TrialBatch(torch.zeros(1, dtype=torch.long), torch.full((1,), single_token_id(task.loaded.tokenizer,
-                           PLACEHOLDER)), [PLACEHOLDER], [None])
-        return int(task.text_output(None, batch).shape[-1])
+    params, info = masked_adam(space.init(), lambda p: task.losses_from(space.compose(p), batch), steps, lr)
+    return params, info | {"space": space}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -157,8 +82,6 @@ def image_embeddings(task, concept: int) -> torch.Tensor:
     features (classification), or the class embedding of the proposal best matching each ground-truth box
     (detection). Generation has no joint space and raises."""
     from torchvision.ops import box_iou
-
-    from .vision import clip_image_features, owl_image_side
 
     examples = [e for e in task.ds.val if e.label == concept]
     if task.name == "classification":
@@ -192,11 +115,7 @@ def modality_gap_table(profile: str, store, trials: list, models: dict | None = 
     output-space embeddings among `trials` (finished ones; input- and output-space, trained for that task)."""
     import pandas as pd
 
-    from .datasets import load_dataset
-    from .engine import make_batch
-    from .figures import bootstrap_ci
     from .profiles import load_model
-    from .tasks import NAME_PROMPT, PROMPTS, make_task
 
     models = models or {}
     rows = []

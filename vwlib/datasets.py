@@ -231,6 +231,18 @@ def _paper_items(name: str, root) -> list[tuple[str, int, list[list[float]]]]:
     return items
 
 
+def require(name: str) -> None:
+    """Fail fast, before any model loads, on an unknown dataset or a paper dataset that is not on this machine."""
+    import os
+    from pathlib import Path
+
+    concept_names(name)
+    root = Path(os.environ.get(DATA_ENV, "data")) / name
+    if name in PAPER_DATASETS and not root.is_dir():
+        raise VWError(f"dataset {name} not found at {root}; put a local copy there ({_LAYOUT[name]}) or set "
+                      f"${DATA_ENV}")
+
+
 def load_paper_dataset(name: str, root=None, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
     """One of the paper's datasets from a local copy: 8 training images per concept drawn without replacement
     (seeded), the next `n_val` for validation. Images without boxes get the whole image as their box."""

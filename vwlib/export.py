@@ -9,22 +9,18 @@ Usage:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from safetensors.torch import save_file
 
 from .errors import VWError
-from .store import load_embedding
+from .store import load_embedding, read_config
 
 
 def export_textual_inversion(trial_dir: str | os.PathLike, out_dir: str | os.PathLike, token: str) -> Path:
     trial_dir = Path(trial_dir)
-    config_path = trial_dir / "config.json"
-    if not config_path.is_file():
-        raise VWError(f"{trial_dir} is not a trial directory (no config.json); list trials with vw results")
-    config = json.loads(config_path.read_text())
+    config = read_config(trial_dir)
     if config.get("task") != "generation":
         raise VWError(f"this word was trained for {config.get('task')}, not generation: its width is that model's; "
                       f"map it into the generator first (vw transfer)")

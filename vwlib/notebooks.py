@@ -17,10 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import VWError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-BUILD_DIR = REPO_ROOT / "build" / "notebooks"
+from .paths import BUILD_DIR, NOTEBOOKS_DIR
 # `make figures` runs the study on the first 5 concepts of each mini dataset (a 5 x 5 concept x anchor grid) to fit
 # about 15 minutes on 2 cores; `make figures FULL=1` runs the notebooks' own defaults: the full 10 x 10 grid.
 QUICK = {"concepts": 5}

@@ -12,18 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .notebooks import REPO_ROOT
-
-FIGURES_ENV = "VWLIB_FIGURES_DIR"
-
-
-def figures_dir() -> Path:
-    """$VWLIB_FIGURES_DIR, else the checkout's `figures/` (where the README gallery points), else ./figures."""
-    if os.environ.get(FIGURES_ENV):
-        return Path(os.environ[FIGURES_ENV])
-    if (REPO_ROOT / "pyproject.toml").is_file():
-        return REPO_ROOT / "figures"
-    return Path("figures")
+from .paths import FIGURES_ENV, figures_dir  # noqa: F401 (figures_dir is part of this module's API)
 
 
 def save(fig, name: str, out_dir: str | os.PathLike | None = None, dpi: int = 150) -> Path:

@@ -28,10 +28,7 @@ def evenly_spaced_layers(num_layers: int, n: int = 4) -> list[int]:
 
 
 def final_norm(text) -> torch.nn.Module:
-    m = text.loaded.model
-    if text.family == "open_clip":
-        return m.ln_final
-    return text.module.final_layer_norm
+    return text.final_norm
 
 
 @torch.no_grad()
@@ -46,7 +43,7 @@ def pooled_activations(text, ids: torch.Tensor, anchor_ids=None, vectors=None, l
     acts = {}
     for k in layers:
         h = outputs[k - 1]
-        if text.family == "open_clip" and h.shape[0] != ids.shape[0]:  # older open_clip runs blocks as [L, B, D]
+        if h.shape[0] != ids.shape[0]:  # older open_clip runs blocks sequence-first, [L, B, D]
             h = h.transpose(0, 1)
         acts[k] = norm(h[torch.arange(len(ids)), eos]).float()
     return acts

@@ -19,12 +19,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import compact
 from .errors import MissingModelError, VWError
 from .loaders import KEY_FILE, Loaded, build_tiny, load_from_dir
+from .paths import CHECKPOINTS, MODELS_DIR_ENV
 
 ROLES = ("generation", "detection", "classification", "scorer")
-CHECKPOINTS = Path(__file__).parent / "checkpoints"
-MODELS_DIR_ENV = "VWLIB_MODELS_DIR"  # a folder holding <org>/<name> copies of hub repositories
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,8 @@ class ModelSpec:
         if self.kind == "random":
             return None
         if self.kind == "checkpoint":
-            from .mini.checkpoint import is_compact, materialise
-
-            path = Path(self.source)
-            if is_compact(path):  # shipped compact: rebuilt once into the cache, in the library's own format
-                path = materialise(path)
-            return path if (path / KEY_FILE[self.family]).is_file() else None
+            path = Path(self.source)  # shipped compact (the loader materialises it), or a full folder
+            return path if compact.is_compact(path) or (path / KEY_FILE[self.family]).is_file() else None
         models_dir = os.environ.get(MODELS_DIR_ENV)
         if models_dir and (Path(models_dir) / self.source / KEY_FILE[self.family]).is_file():
             return Path(models_dir) / self.source
@@ -98,7 +94,7 @@ def fingerprint(profile: str, role: str) -> str:
     if spec.kind == "random":
         return "random"
     if spec.kind == "checkpoint":
-        marker = Path(spec.source) / "vwlib_compact.json"
+        marker = Path(spec.source) / compact.MARKER
         return _digest_cached(spec.source, marker.stat().st_mtime_ns if marker.is_file() else 0)
     path = spec.locate()
     return path.name if path is not None else "missing"
@@ -118,9 +114,7 @@ def evaluator_fingerprint(profile: str, task: str) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _digest_cached(path: str, mtime: int) -> str:
-    from .mini.checkpoint import _digest
-
-    return _digest(Path(path)) if mtime else "missing"
+    return compact.digest(path) if mtime else "missing"
 
 
 def get_spec(profile: str, role: str) -> ModelSpec:
@@ -141,13 +135,8 @@ def load_model(profile: str, role: str, device: str = "cpu", seed: int = 0) -> L
     path = spec.locate()
     if path is None:
         raise MissingModelError(spec.missing_message())
-    loaded = load_from_dir(spec.family, path, device=device)
+    loaded = load_from_dir(spec.family, path, device=device)  # mini: knows only its MiniLM-seeded and trained rows
     loaded.source = spec.source
-    if spec.kind == "checkpoint":
-        from .mini.checkpoint import is_compact, known_ids
-
-        if is_compact(spec.source):  # mini models know only their MiniLM-seeded and trained rows
-            loaded.meta["known_ids"] = known_ids(spec.source)
     return loaded
 
 
@@ -177,16 +166,9 @@ def parameter_breakdown(profile: str) -> tuple[list[dict], list[str]]:
             missing.append(str(e))
             continue
         table = m.token_embedding().weight.numel()
-        text = sum(p.numel() for p in _text_parameters(m))
+        text = sum(p.numel() for p in m.adapter.text_parameters())
         total = m.num_parameters()
         for component, n in (("token table", table), ("rest of text encoder", text - table),
                              ("image side", total - text)):
             rows.append({"role": role, "family": m.family, "component": component, "parameters": n})
     return rows, missing
-
-
-def _text_parameters(m: Loaded):
-    if m.family == "open_clip":  # the text tower lives on the CLIP module itself, beside `visual`
-        names = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
-        return [p for n, p in m.model.named_parameters() if n.split(".")[0] in names]
-    return list(m.text_encoder().parameters())

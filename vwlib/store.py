@@ -5,6 +5,9 @@
         embedding.safetensors    {"embedding": [num_vectors, D]} + metadata (model id, anchor word and id, δ, ...)
         eval-<task>.json         metrics of the word evaluated by <task>'s model: in-domain when <task> is the
                                  trial's own task, after transfer otherwise (written by later stages)
+    <root>/maps/<profile>-<src>-to-<dst>-<method>[-output].safetensors    the transfer maps the words were mapped by
+
+The store owns these files: every other module reads and writes them through its methods.
 
 A trial directory appears whole or not at all (written under a temporary name, then renamed), so an interrupted run
 leaves no torn trial, and a re-run skips every trial whose directory exists. Temporary names carry the writer's
@@ -15,6 +18,7 @@ Usage:
     store.done(trial)                                  # True once written
     store.write(trial, vector, meta, {"classification": {...}})
     store.table()                                      # pandas DataFrame, one row per (trial, evaluated_on)
+    store.map_path("mini", "classification", "generation", "lstsq")   # where that transfer map lives
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import VWError
-from .trials import Trial
+from .trials import TASKS, Trial
 
 
 def _dump(obj) -> str:
@@ -121,6 +125,44 @@ class ResultStore:
         """Add (or replace) the metrics of this trial's word evaluated by `task` (e.g. after transfer)."""
         atomic_write_text(self.path(trial) / f"eval-{task}.json", _dump(_clean(metrics)))
 
+    def config(self, trial: Trial) -> dict:
+        """The finished trial's config.json (its fields, model id and fingerprint, status, ...)."""
+        return read_config(self.path(trial))
+
+    def status(self, trial: Trial) -> str:
+        """"ok" or "failed" for a finished trial."""
+        return self.config(trial).get("status", "ok")
+
+    def evaluation(self, trial: Trial, task: str) -> dict | None:
+        """The metrics of this trial's word evaluated by `task`'s model (None: not evaluated there)."""
+        path = self.path(trial) / f"eval-{task}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def finished(self, trials: list[Trial] | None = None, status: str = "ok") -> list[Trial]:
+        """Finished trials with `status` among `trials` (default: every trial in the store), in order."""
+        if trials is None:
+            trials = [Trial.from_dict(read_config(d)) for d in self.trial_dirs()]
+        return [t for t in trials if self.done(t) and self.status(t) == status]
+
+    # -- transfer maps -------------------------------------------------------------------------------------------
+    @property
+    def maps_dir(self) -> Path:
+        return self.root / "maps"
+
+    def map_path(self, profile: str, source: str, target: str, method: str, space: str = "input") -> Path:
+        suffix = "-output" if space == "output" else ""
+        return self.maps_dir / f"{profile}-{source}-to-{target}-{method}{suffix}.safetensors"
+
+    def map_paths(self, profile: str, method: str, space: str = "input") -> dict[tuple[str, str], Path]:
+        """{(source task, target task): path} of the stored maps of `profile`, `method` and `space`."""
+        out = {}
+        for src in TASKS:
+            for dst in TASKS:
+                path = self.map_path(profile, src, dst, method, space)
+                if src != dst and path.is_file():
+                    out[(src, dst)] = path
+        return out
+
     def load_vector(self, trial_dir: str | os.PathLike) -> torch.Tensor:
         return load_embedding(Path(trial_dir) / "embedding.safetensors")
 
@@ -157,6 +199,14 @@ def _clean(metrics: dict) -> dict:
             v = str(v)
         out[k] = v
     return out
+
+
+def read_config(trial_dir: str | os.PathLike) -> dict:
+    """config.json of a trial directory; a folder that is not one is a VWError naming how to list trials."""
+    path = Path(trial_dir) / "config.json"
+    if not path.is_file():
+        raise VWError(f"{trial_dir} is not a trial directory (no config.json); list trials with vw results")
+    return json.loads(path.read_text())
 
 
 def load_embedding(path: str | os.PathLike, width: int | None = None) -> torch.Tensor:

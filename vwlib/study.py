@@ -8,84 +8,125 @@ Usage:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
+
 from .datasets import MINI_DATASETS, concept_names, load_dataset
-from .trials import TASKS, Trial, parse_delta
+from .errors import VWError
+from .probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
+from .profiles import load_model
+from .runner import load_models, run_trials, transfer_all
+from .stats import headline
+from .store import ResultStore
+from .tasks import PROMPTS, make_batch, make_task, task_kwargs_for
+from .text import TextSide
+from .tokenizer import single_token_id
+from .transfer import fit_transfer
+from .trials import SPACES, TASKS, Trial, parse_delta
+from .vision import owl_image_side, owl_logits
+
+# The anchors of a grid, by name (each word one meaning):
+ANCHOR_CHOICES = {
+    "grid": "every concept with the anchors of the chosen concepts (the paper's n x n concept x anchor grid)",
+    "dataset": "every concept with every anchor of its dataset (10 per concept)",
+    "own": "each concept with its own anchor only",
+}
 
 
 @dataclass(frozen=True)
 class StudyConfig:
+    """The grid of a study: every trial the CLI, the notebooks and the sweeps run is built by `trials()`."""
+
     profile: str = "mini"  # paper | mini | tiny
     datasets: tuple = MINI_DATASETS
     tasks: tuple = TASKS  # the tasks words are trained for
     deltas: tuple = (0.1, 0.2, 0.5, 1.0, "inf")  # δ values; "inf" = unconstrained
-    concepts: int = 10  # the first n concepts of each dataset
-    anchors: str = "all"  # "all": every concept with the anchors of the first n concepts (an n x n grid); "own"
+    concepts: int | tuple = 10  # the first n concepts of each dataset, or a tuple of concept names
+    anchors: str | tuple = "grid"  # "grid" | "dataset" | "own" (see ANCHOR_CHOICES), or a tuple of anchor words
     seeds: tuple = (0,)
     spaces: tuple = ("input",)  # input: token words (the paper); output: output-space embeddings (ConES, δ = inf only)
     out: str = "runs/mini"  # the result store
     transfer_method: str = "lstsq"  # lstsq | ridge | procrustes | mlp
     steps: int = 0  # 0: the profile's default per task
+    lr: float = 0.0  # 0: the profile's default per task
     task_kwargs: dict = field(default_factory=dict, hash=False)  # e.g. {"generation": {"num_inference_steps": 20}}
+
+    def __post_init__(self):
+        for name in ("datasets", "tasks", "deltas", "seeds", "spaces"):
+            if isinstance(getattr(self, name), (str, int, float)):
+                object.__setattr__(self, name, (getattr(self, name),))
+        if isinstance(self.anchors, list):
+            object.__setattr__(self, "anchors", tuple(self.anchors))
+        if isinstance(self.concepts, list):
+            object.__setattr__(self, "concepts", tuple(self.concepts))
+        if isinstance(self.anchors, str) and self.anchors not in ANCHOR_CHOICES:
+            raise VWError(f"anchors must be one of {', '.join(ANCHOR_CHOICES)} or a list of anchor words, got "
+                          f"{self.anchors!r} (grid: {ANCHOR_CHOICES['grid']}; dataset: {ANCHOR_CHOICES['dataset']})")
+        if isinstance(self.concepts, int) and not isinstance(self.concepts, bool) and self.concepts < 1:
+            raise VWError(f"concepts must be >= 1 (the first n concepts) or a list of names, got {self.concepts}")
+        for task in self.tasks:
+            if task not in TASKS:
+                raise VWError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+        for space in self.spaces:
+            if space not in SPACES:
+                raise VWError(f"unknown space {space!r}; choose from {', '.join(SPACES)}")
+        for delta in self.deltas:
+            parse_delta(delta)
+        if self.steps < 0 or not self.lr >= 0 or math.isinf(self.lr):
+            raise VWError(f"steps and lr must be positive (0: the profile's default), got steps={self.steps}, "
+                          f"lr={self.lr}")
+
+    def concepts_of(self, dataset: str) -> list[str]:
+        """The concepts of `dataset` in this grid (names only: planning loads no image)."""
+        names, _ = concept_names(dataset)
+        if isinstance(self.concepts, int):
+            return names[: self.concepts]
+        for c in self.concepts:
+            if c not in names:
+                raise VWError(f"unknown concept {c!r} in {dataset}; choose one of {', '.join(names)}")
+        return list(self.concepts)
+
+    def anchors_of(self, dataset: str, concept: str) -> list[str]:
+        """The anchors `concept` of `dataset` is trained from in this grid."""
+        names, anchors = concept_names(dataset)
+        if not isinstance(self.anchors, str):
+            return list(self.anchors)
+        if self.anchors == "own":
+            return [anchors[names.index(concept)]]
+        if self.anchors == "dataset":
+            return list(anchors)
+        return [anchors[names.index(c)] for c in self.concepts_of(dataset)]  # "grid"
 
     def trials(self) -> list[Trial]:
         out = []
         for name in self.datasets:
-            concepts, all_anchors = concept_names(name)  # names only: planning loads no image
             for task in self.tasks:
-                for c, concept in enumerate(concepts[: self.concepts]):
-                    anchors = all_anchors[: self.concepts] if self.anchors == "all" else [all_anchors[c]]
-                    for anchor in anchors:
+                for concept in self.concepts_of(name):
+                    for anchor in self.anchors_of(name, concept):
                         for space in self.spaces:
                             deltas = self.deltas if space == "input" else ("inf",)  # ConES has no δ
                             for delta in deltas:
                                 for seed in self.seeds:
                                     out.append(Trial(self.profile, task, name, concept, anchor, parse_delta(delta),
-                                                     seed, self.steps, space=space))
+                                                     seed, self.steps, self.lr, space=space))
         return out
 
 
-def run_study(cfg: StudyConfig, progress: bool = True, transfer: bool = True):
+def run_study(cfg: StudyConfig, progress: bool = True, transfer: bool = True, device: str = "cpu"):
     """Train every missing trial of `cfg`, evaluate each word in the two other models, return `headline` scores."""
-    from .engine import run_trials
-    from .figures import headline
-    from .profiles import load_model
-    from .store import ResultStore
 
     store = ResultStore(cfg.out)
-    roles = ("generation", "detection", "classification", "scorer")
-    models = {r: load_model(cfg.profile, r) for r in roles}
+    models = load_models(cfg.profile, device)
     trials = cfg.trials()
-    run_trials(trials, store, progress=progress, models={(cfg.profile, t): models[t] for t in roles},
+    run_trials(trials, store, device=device, progress=progress, models={(cfg.profile, r): m for r, m in models.items()},
                task_kwargs=cfg.task_kwargs)
     if transfer:
         transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, cfg.spaces, trials)
     keys = {t.key() for t in trials}
     scores = headline(store.table(), space=None)
     return scores[scores["trial_dir"].map(lambda d: Path(d).name in keys)].reset_index(drop=True)
-
-
-def transfer_all(profile: str, models: dict, store, method: str = "lstsq", task_kwargs: dict | None = None,
-                 spaces=("input",), trials: list | None = None) -> int:
-    """Fit the 6 maps between the task models (token tables for input-space words, text outputs for output-space
-    embeddings), save them under <store>/maps, and score the finished words of `trials` (default: the whole store)
-    in the two other models. Returns the number of evaluations written (current ones are kept)."""
-    from .transfer import evaluate_transfers, fit_all
-
-    written = 0
-    maps_dir = Path(store.root) / "maps"
-    if "input" in spaces:
-        maps = fit_all(profile, models, method, out_dir=maps_dir)
-        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, trials=trials)
-    if "output" in spaces:
-        from .cones import fit_all_output
-
-        maps = fit_all_output(profile, models, method=method, out_dir=maps_dir)
-        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, space="output",
-                                      trials=trials)
-    return written
 
 
 def chance_note(scores) -> str:
@@ -106,23 +147,15 @@ def chance_note(scores) -> str:
 
 def grid_trials(cfg: StudyConfig, dataset: str, task: str, delta) -> list[list[Trial]]:
     """[concept][anchor] trials of one dataset, task and δ (the anchor grid of paper Fig. 5)."""
-    ds = load_dataset(dataset)
-    delta = parse_delta(delta)
-    return [[Trial(cfg.profile, task, dataset, c, a, delta, cfg.seeds[0], cfg.steps) for a in ds.anchors[: cfg.concepts]]
-            for c in ds.concepts[: cfg.concepts]]
+    one = replace(cfg, datasets=(dataset,), tasks=(task,), deltas=(delta,), seeds=cfg.seeds[:1], spaces=("input",))
+    flat = one.trials()
+    n = len(one.anchors_of(dataset, one.concepts_of(dataset)[0]))
+    return [flat[i:i + n] for i in range(0, len(flat), n)]
 
 
 def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5, seed: int = 0):
     """Images for the anchor grid: generations from each word (generation), or each word's best box on a held-out
     image of its concept (detection). Returns (images [C][A], boxes [C][A] or None, concepts, anchors)."""
-    import torch
-
-    from .engine import make_batch, run_trials, task_kwargs_for
-    from .profiles import load_model
-    from .store import ResultStore
-    from .tasks import make_task
-    from .vision import owl_image_side, owl_logits
-
     store = ResultStore(cfg.out)
     grid = grid_trials(cfg, dataset, task, delta)
     flat = [t for row in grid for t in row]
@@ -136,10 +169,10 @@ def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=
     batch = make_batch(t, flat)
     words = store.load_words(flat)
     n_a = len(grid[0])
+    concepts, anchors = [row[0].concept for row in grid], [t.anchor for t in grid[0]]
     if task == "generation":
         images = [imgs[0] for imgs in t.generate(words, batch, seed=seed)]
-        return ([images[i:i + n_a] for i in range(0, len(images), n_a)], None, ds.concepts[: cfg.concepts],
-                ds.anchors[: cfg.concepts])
+        return [images[i:i + n_a] for i in range(0, len(images), n_a)], None, concepts, anchors
     if task != "detection":
         raise ValueError("the anchor grid draws generations or detections")
     examples = [next(e for e in ds.val if e.label == ds.concept_index(tr.concept)) for tr in flat]
@@ -150,23 +183,17 @@ def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=
     best = [int(logits[i, :, i].argmax()) for i in range(len(flat))]
     boxes = [[side["boxes"][i, best[i]].tolist()] for i in range(len(flat))]
     images = [e.image for e in examples]
-    return ([images[i:i + n_a] for i in range(0, len(images), n_a)], [boxes[i:i + n_a] for i in range(0, len(boxes), n_a)],
-            ds.concepts[: cfg.concepts], ds.anchors[: cfg.concepts])
+    return ([images[i:i + n_a] for i in range(0, len(images), n_a)],
+            [boxes[i:i + n_a] for i in range(0, len(boxes), n_a)], concepts, anchors)
 
 
 def truncation_row(cfg: StudyConfig, dataset: str, concept: str, anchor: str, delta=0.5, seed: int = 0,
                    source_task: str = "generation"):
     """Generations from one word through the generator's text encoder truncated after each block (paper Fig. 7
     top). A word trained for another task is first mapped into the generator. Returns (images, layer numbers)."""
-    from .engine import make_batch, run_trials, task_kwargs_for
-    from .profiles import load_model
-    from .store import ResultStore
-    from .tasks import make_task
-    from .text import TextSide
-    from .transfer import fit_transfer
-
     store = ResultStore(cfg.out)
-    trial = Trial(cfg.profile, source_task, dataset, concept, anchor, parse_delta(delta), cfg.seeds[0], cfg.steps)
+    trial = Trial(cfg.profile, source_task, dataset, concept, anchor, parse_delta(delta), cfg.seeds[0], cfg.steps,
+                  cfg.lr)
     run_trials([trial], store, progress=False, task_kwargs=cfg.task_kwargs)
     gen = load_model(cfg.profile, "generation")
     task = make_task("generation", gen, load_dataset(dataset),
@@ -187,17 +214,6 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
     """End-of-text activations of every (concept, anchor) word of `dataset` at evenly spaced layers of `task`'s text
     encoder, in-domain and for words trained for `transfer_from` mapped into it; projected to 2-D, with kNN purity
     by concept and by anchor (paper Fig. 7 bottom)."""
-    import torch
-
-    from .engine import run_trials
-    from .probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
-    from .profiles import load_model
-    from .store import ResultStore
-    from .tasks import PROMPTS
-    from .text import TextSide
-    from .tokenizer import single_token_id
-    from .transfer import fit_transfer
-
     store = ResultStore(cfg.out)
     target = load_model(cfg.profile, task)
     text = TextSide(target)

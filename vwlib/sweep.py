@@ -8,7 +8,7 @@ plus how to run it:
     datasets: [mini-objects]
     tasks: [classification]
     concepts: 10                  # the first n concepts of each dataset
-    anchors: all                  # all: every concept x the first n anchors; own: each concept's own anchor
+    anchors: grid                 # grid: n x n concepts x anchors; dataset: all 10 anchors; own: each its own
     deltas: [0.1, 0.5, inf]
     group_size: 64                # trials per batched forward pass (one job); bound it by accelerator memory
     transfer: true                # after training, score every word in the two other task models
@@ -36,6 +36,9 @@ from pathlib import Path
 import yaml
 
 from .errors import VWError
+from .profiles import load_model
+from .runner import group_trials, run_trials, transfer_all, validate
+from .store import ResultStore
 from .study import StudyConfig
 from .trials import Trial
 
@@ -60,7 +63,13 @@ def load_sweep(path: str | Path, **overrides) -> SweepConfig:
     path = Path(path)
     if not path.is_file():
         raise VWError(f"no sweep file at {path}; see sweeps/ for examples")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise VWError(f"{path} is not valid YAML{line} ({getattr(e, 'problem', None) or 'parse error'}); fix the "
+                      f"file (see sweeps/mini-small.yaml for the format)") from None
     if not isinstance(raw, dict):
         raise VWError(f"{path}: a sweep file is a mapping of settings, got {type(raw).__name__}")
     raw.update({k: v for k, v in overrides.items() if v is not None})
@@ -72,18 +81,43 @@ def load_sweep(path: str | Path, **overrides) -> SweepConfig:
     study = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in study_keys}
     if "deltas" in study:
         study["deltas"] = tuple("inf" if isinstance(d, float) and math.isinf(d) else d for d in study["deltas"])
-    if isinstance(study.get("concepts"), str) and study["concepts"] == "all":
+    if study.get("concepts") == "all":
         study["concepts"] = 10**6
-    cfg = SweepConfig(StudyConfig(**study), **{k: v for k, v in raw.items() if k in sweep_keys})
+    run = {k: v for k, v in raw.items() if k in sweep_keys}
+    _check_types(path, study, run)
+    try:
+        cfg = SweepConfig(StudyConfig(**study), **run)
+    except VWError as e:
+        raise VWError(f"{path}: {e}") from None
     if cfg.group_size < 1:
         raise VWError(f"{path}: group_size must be >= 1, got {cfg.group_size}")
+    if cfg.device not in ("cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
+        raise VWError(f"{path}: device must be cpu, cuda or cuda:N, got {cfg.device!r}")
     return cfg
+
+
+_TYPES = {"profile": str, "out": str, "transfer_method": str, "steps": int, "lr": (int, float), "group_size": int,
+          "transfer": bool, "compile": bool, "device": str, "ray": dict, "task_kwargs": dict,
+          "concepts": (int, tuple), "anchors": (str, tuple), "datasets": tuple, "tasks": tuple, "deltas": tuple,
+          "seeds": tuple, "spaces": tuple}
+
+
+def _check_types(path: Path, study: dict, run: dict) -> None:
+    """A setting of the wrong kind is one line naming it and the kind it needs."""
+    for key, value in {**study, **run}.items():
+        kind = _TYPES.get(key)
+        if kind is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float)))):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(
+                "list" if k is tuple else k.__name__ for k in kind)
+            raise VWError(f"{path}: {key} must be a {'list' if kind is tuple else names}, got {value!r}")
+    from .profiles import PROFILES
+
+    if study.get("profile", "mini") not in PROFILES:
+        raise VWError(f"{path}: unknown profile {study['profile']!r}; choose one of {', '.join(PROFILES)}")
 
 
 def plan(cfg: SweepConfig, store) -> tuple[list[Trial], list[list[Trial]]]:
     """(all trials of the grid, jobs of the unfinished ones): each job is one batched forward pass."""
-    from .engine import group_trials
-
     trials = cfg.trials()
     todo = [t for t in trials if not store.done(t)]
     return trials, [group for _, group in group_trials(todo, cfg.group_size)]
@@ -96,9 +130,6 @@ _MODELS: dict = {}
 def run_job(trial_dicts: list[dict], out: str, task_kwargs: dict, device: str = "cpu", compile: bool = False
             ) -> list[str]:
     """Train, evaluate and write one job's trials (runs in the driver or in a Ray worker). Returns their keys."""
-    from .engine import run_trials
-    from .store import ResultStore
-
     trials = [Trial.from_dict(d) for d in trial_dicts]
     run_trials(trials, ResultStore(out), device=device, progress=False, models=_MODELS, task_kwargs=task_kwargs,
                compile=compile)
@@ -109,10 +140,6 @@ def run_sweep(cfg: SweepConfig, backend: str = "local", address: str | None = No
     """Run every unfinished trial of `cfg` (then, if `cfg.transfer`, the transfer evaluations); returns a summary:
     {"trials", "already_done", "trained", "failed", "jobs", "seconds", "backend"}."""
     from tqdm.auto import tqdm
-
-    from .engine import validate
-    from .profiles import load_model
-    from .store import ResultStore
 
     if backend not in BACKENDS:
         raise VWError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -137,22 +164,14 @@ def run_sweep(cfg: SweepConfig, backend: str = "local", address: str | None = No
         _run_ray(payloads, cfg.ray, address, bar)
     bar.close()
     if cfg.transfer:
-        from .study import transfer_all
-
         roles = ("generation", "detection", "classification", "scorer")
         models = {r: _MODELS.get((cfg.study.profile, r)) or load_model(cfg.study.profile, r, device=cfg.device)
                   for r in roles}
         transfer_all(cfg.study.profile, models, store, cfg.study.transfer_method, cfg.study.task_kwargs,
                      cfg.study.spaces, trials)
-    failed = sum(1 for t in trials if store.done(t) and _status(store, t) == "failed")
+    failed = len(store.finished(trials, status="failed"))
     return {"backend": backend, "trials": len(trials), "already_done": len(trials) - len(todo), "trained": len(todo),
             "failed": failed, "jobs": len(jobs), "seconds": round(time.time() - t0, 1)}
-
-
-def _status(store, trial: Trial) -> str:
-    import json
-
-    return json.loads((store.path(trial) / "config.json").read_text()).get("status", "ok")
 
 
 def _run_ray(payloads: list[tuple], resources: dict, address: str | None, bar) -> None:

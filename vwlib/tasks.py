@@ -24,17 +24,38 @@ Usage:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .datasets import ConceptDataset
+from .metrics import NAME_PROMPT, detection_map, image_votes, text_features, zero_shot_votes
 from .text import TextSide
-from .vision import clip_image_features, owl_detections, owl_image_side, owl_logits, sd_latents
+from .tokenizer import single_token_id
+from .trials import Trial
+from .vision import clip_image_features, owl_image_side, owl_logits, sd_latents
 
 PROMPTS = {"generation": "a photo of {}", "detection": "{}", "classification": "a photo of a {}"}
-NAME_PROMPT = "a photo of a {}"  # class texts of the zero-shot classifiers (the scorer and DFN/mini-clip)
+
+# Profile defaults: (steps, lr) per task. paper: SPEC §2 (Adam, lr 1e-4, 1000 steps, batch 8); mini: measured
+# to converge on 2 CPU cores in seconds; tiny: smoke tests.
+DEFAULTS = {
+    "paper": {"generation": (1000, 1e-4), "detection": (1000, 1e-4), "classification": (1000, 1e-4)},
+    "mini": {"generation": (100, 5e-3), "detection": (200, 5e-3), "classification": (200, 5e-3)},
+    "tiny": {"generation": (4, 1e-2), "detection": (4, 1e-2), "classification": (4, 1e-2)},
+}
+# Evaluation settings per profile (generation: DDIM steps and guidance; the paper's are 50 and 7.5).
+TASK_KWARGS = {
+    "mini": {"generation": {"num_inference_steps": 30, "guidance_scale": 7.5, "batch_per_trial": 2}},
+    "tiny": {"generation": {"num_inference_steps": 2}},
+}
+
+
+def task_kwargs_for(profile: str, task: str, overrides: dict | None = None) -> dict:
+    """The task's constructor options for `profile`, updated by `overrides` ({task: {option: value}})."""
+    return {**TASK_KWARGS.get(profile, {}).get(task, {}), **(overrides or {}).get(task, {})}
 
 
 @dataclass
@@ -53,6 +74,27 @@ class TrialBatch:
     def subset(self, rows: list[int]) -> "TrialBatch":
         return TrialBatch(self.concept[rows], self.anchor_ids[rows], [self.anchors[i] for i in rows],
                           [self.generators[i] for i in rows], [self.seeds[i] for i in rows] if self.seeds else None)
+
+
+def trial_seed(trial: Trial) -> int:
+    """A seed of the trial's own, from its key: its randomness never depends on which trials share its batch."""
+    return int(hashlib.sha256(trial.key().encode()).hexdigest()[:8], 16) + trial.seed
+
+
+def trial_generator(trial: Trial) -> torch.Generator:
+    return torch.Generator().manual_seed(trial_seed(trial))
+
+
+def make_batch(task, trials: list[Trial]) -> TrialBatch:
+    """The TrialBatch of `trials` in `task`'s model and dataset (concept indices, anchor ids, own generators)."""
+    tok = task.loaded.tokenizer
+    return TrialBatch(
+        concept=torch.tensor([task.ds.concept_index(t.concept) for t in trials]),
+        anchor_ids=torch.tensor([single_token_id(tok, t.anchor) for t in trials]),
+        anchors=[t.anchor for t in trials],
+        generators=[trial_generator(t) for t in trials],
+        seeds=[trial_seed(t) for t in trials],
+    )
 
 
 class Task:
@@ -111,17 +153,14 @@ class ClassificationTask(Task):
     def evaluate_from(self, output, batch):
         if self._val_feats is None:
             self._val_feats = clip_image_features(self.loaded, [e.image for e in self.ds.val])
-        names = self.text.encode(self.text.ids([NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts]))
-        names = F.normalize(names.float(), dim=-1)  # [C, E]
+        names = text_features(self.loaded, [NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts])
         words = F.normalize(output.float(), dim=-1)  # [T, E]
-        name_sim = self._val_feats @ names.t()  # [M, C]
-        word_sim = self._val_feats @ words.t()  # [M, T]
         out = []
         for t in range(len(batch)):
             c = int(batch.concept[t])
-            sim = name_sim.clone()
-            sim[:, c] = word_sim[:, t]  # the word replaces the target's name among the 10 class texts
-            chosen = (sim.argmax(1) == c).cpu()
+            classes = names.clone()  # [C, E]
+            classes[c] = words[t]  # the word replaces the target's name among the 10 class texts
+            chosen = zero_shot_votes(self._val_feats, classes) == c
             target = self.val_labels == c
             out.append({"accuracy": float(chosen[target].float().mean()),
                         "false_positive_rate": float(chosen[~target].float().mean())})
@@ -160,8 +199,6 @@ class DetectionTask(Task):
 
     @torch.no_grad()
     def evaluate_from(self, output, batch):
-        from torchmetrics.detection import MeanAveragePrecision
-
         if self._val_side is None:
             self._val_side = owl_image_side(self.loaded, [e.image for e in self.ds.val])
         scores = owl_logits(self._val_side, F.normalize(output.float(), dim=-1)).sigmoid().cpu()  # [M, P, T]
@@ -169,13 +206,10 @@ class DetectionTask(Task):
         out = []
         for t in range(len(batch)):
             c = int(batch.concept[t])
-            metric = MeanAveragePrecision(iou_type="bbox", box_format="xyxy", backend="pycocotools")
-            preds = [owl_detections(boxes[i], scores[i, :, t:t + 1]) for i in range(len(self.ds.val))]
+            # only the concept's own objects are ground truth; other images' detections are false positives
             gts = [{"boxes": torch.tensor(e.boxes if e.label == c else [], dtype=torch.float).reshape(-1, 4),
                     "labels": torch.zeros(len(e.boxes) if e.label == c else 0, dtype=torch.long)} for e in self.ds.val]
-            metric.update(preds, gts)
-            m = metric.compute()
-            out.append({"map": float(m["map"]), "map_50": float(m["map_50"])})
+            out.append(detection_map(boxes, scores[:, :, t:t + 1], gts))
         return out
 
 
@@ -245,13 +279,10 @@ class GenerationTask(Task):
         if self.scorer is None:
             raise ValueError("generation accuracy needs a scorer model (the profile's 'scorer' role)")
         images = self.generate_from(cond, batch)
-        scorer_text = TextSide(self.scorer)
-        names = scorer_text.encode(scorer_text.ids([NAME_PROMPT.format(self.ds.display_name(c))
-                                                   for c in self.ds.concepts]))
-        names = F.normalize(names.float(), dim=-1)
+        names = text_features(self.scorer, [NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts])
         out = []
         for t, imgs in enumerate(images):
-            votes = (clip_image_features(self.scorer, imgs) @ names.t()).argmax(1).cpu()
+            votes = image_votes(self.scorer, imgs, names)
             out.append({"accuracy": float((votes == batch.concept[t]).float().mean())})
         return out
 

@@ -1,5 +1,6 @@
 """One view of the text encoder of every model family: tokenize a prompt, encode it (optionally with a new word
-substituted for the anchor and/or only the first N blocks), and read the token table.
+substituted for the anchor and/or only the first N blocks), and read the token table. Each family's specifics
+(modules, pad id, longest prompt, pooling) come from its adapter in `vwlib.families`.
 
 | family      | encoder                              | blocks                         | output used by the task            |
 |-------------|--------------------------------------|--------------------------------|------------------------------------|
@@ -22,35 +23,24 @@ import torch
 
 from .errors import VWError
 from .hooks import substitute_token, truncate_blocks
-from .tokenizer import EOS_ID, VOCAB_SIZE
+from .tokenizer import VOCAB_SIZE
 
 
 class TextSide:
+    """The text encoder of one loaded model, read through its family adapter."""
+
     def __init__(self, loaded):
         self.loaded = loaded
         self.family = loaded.family
-        m = loaded.model
-        if self.family == "sd":
-            self.module, self.max_tokens, self.pad_id = m.text_encoder, m.tokenizer.model_max_length, 0
-            self.block_owner = m.text_encoder.encoder
-        elif self.family == "owl":
-            self.module, self.max_tokens, self.pad_id = m.owlv2.text_model, 16, 0  # OWL-v2: at most 16 tokens
-            self.block_owner = m.owlv2.text_model.encoder
-        elif self.family == "open_clip":
-            self.module, self.max_tokens, self.pad_id = m, m.context_length, 0
-            self.block_owner = m.transformer
-        elif self.family == "hf_clip":
-            self.module, self.pad_id = m.text_model, EOS_ID
-            self.max_tokens = m.config.text_config.max_position_embeddings
-            self.block_owner = m.text_model.encoder
-        else:
-            raise ValueError(f"unknown family {self.family!r}")
-        self.block_attr = "resblocks" if self.family == "open_clip" else "layers"
+        self.adapter = loaded.adapter
+        self.module = self.adapter.text_module
+        self.max_tokens, self.pad_id = self.adapter.max_tokens, self.adapter.pad_id
+        self.block_owner, self.block_attr = self.adapter.block_owner, self.adapter.block_attr
 
     # -- tokens ---------------------------------------------------------------------------------------------------
     @property
     def embedding(self) -> torch.nn.Embedding:
-        return self.loaded.token_embedding()
+        return self.adapter.token_embedding
 
     @property
     def num_layers(self) -> int:
@@ -89,18 +79,11 @@ class TextSide:
             return self._forward(ids)
 
     def _forward(self, ids: torch.Tensor) -> torch.Tensor:
-        m = self.loaded.model
-        if self.family == "sd":
-            return m.text_encoder(ids)[0]  # [B, L, D] after the final layer norm, as the pipeline uses it
-        if self.family == "open_clip":
-            return m.encode_text(ids)
-        mask = (ids != self.pad_id).long()
-        mask[torch.arange(len(ids)), (ids == EOS_ID).int().argmax(1)] = 1
-        if self.family == "owl":
-            out = m.owlv2.get_text_features(input_ids=ids, attention_mask=mask)
-        else:
-            out = m.get_text_features(input_ids=ids, attention_mask=mask)
-        return getattr(out, "pooler_output", out)
+        return self.adapter.encode_text(ids)
+
+    @property
+    def final_norm(self) -> torch.nn.Module:
+        return self.adapter.final_norm
 
     def known_ids(self) -> torch.Tensor:
         """Token ids of the vocabulary rows this model knows (shared-vocabulary rows: δ's d_nn, transfer fits)."""

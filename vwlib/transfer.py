@@ -6,10 +6,15 @@ times one scale, since the two tables' norms differ), and `mlp` (a small non-lin
 non-linear transfer as an open question). Every map records its source, target, method and fit quality (R² and mean
 cosine on held-out shared words).
 
+Output-space embeddings (ConES, `vwlib.cones`) are mapped the same way, by maps fitted on the vocabulary's text
+*outputs* (each shared word put in the task's prompt template, read where the embedding stands in): `fit_all_output`.
+Scoring transferred words is `vwlib.runner`'s job; the result store keeps the maps (`ResultStore.map_path`).
+
 Usage:
     tmap = fit_transfer(src_text, dst_text, method="lstsq")     # TransferMap, quality in tmap.quality
     tmap(words)                                                  # [T, D_src] -> [T, D_dst]
     nearest_words(dst_text, tmap(words), k=5)                    # [(word, distance), ...] per row
+    maps = fit_all("mini", models, store=store)                 # {(src, dst): TransferMap}, saved in the store
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .datasets import load_dataset
 from .errors import VWError
+from .tasks import TrialBatch, make_task
+from .text import TextSide
+from .tokenizer import single_token_id
+from .trials import TASKS
 
 METHODS = ("lstsq", "ridge", "procrustes", "mlp")
 
@@ -159,92 +169,103 @@ def nearest_words(text, vectors: torch.Tensor, k: int = 5) -> list[list[tuple[st
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Fitting every pair of a profile, and evaluating transferred words with the in-domain evaluators
+# Fitting every pair of a profile
 # --------------------------------------------------------------------------------------------------------------
 
-def fit_all(profile: str, models: dict, method: str = "lstsq", out_dir: str | os.PathLike | None = None,
-            seed: int = 0) -> dict[tuple[str, str], TransferMap]:
-    """The 6 maps between the three task models of `profile` ({(source, target): map}); saved under out_dir."""
-    from .text import TextSide
-    from .trials import TASKS
-
-    texts = {task: TextSide(models[task]) for task in TASKS}
-    return fit_pairs(lambda src, dst: fit_transfer(texts[src], texts[dst], method, seed=seed, source=f"{profile}/{src}",
-                                                   target=f"{profile}/{dst}"),
-                     out_dir, f"{profile}-{{src}}-to-{{dst}}-{method}.safetensors")
-
-
-def fit_pairs(fit_pair, out_dir: str | os.PathLike | None, name: str) -> dict[tuple[str, str], TransferMap]:
-    """{(src, dst): fit_pair(src, dst)} over the 6 ordered pairs of task models, each saved as out_dir/name (a
-    format string with {src} and {dst}) when out_dir is given."""
-    from .trials import TASKS
-
+def fit_pairs(fit_pair, save=None) -> dict[tuple[str, str], TransferMap]:
+    """{(src, dst): fit_pair(src, dst)} over the 6 ordered pairs of task models; `save(src, dst, tmap)` after each."""
     maps = {}
     for src in TASKS:
         for dst in TASKS:
             if src != dst:
                 maps[(src, dst)] = fit_pair(src, dst)
-                if out_dir is not None:
-                    maps[(src, dst)].save(Path(out_dir) / name.format(src=src, dst=dst))
+                if save is not None:
+                    save(src, dst, maps[(src, dst)])
     return maps
 
 
-def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: dict, task_kwargs: dict | None = None,
-                       profile: str | None = None, space: str = "input", trials: list | None = None) -> int:
-    """Map every finished word of the store into each other task model and score it there with the same evaluator
-    objects as in-domain; writes eval-<target>.json (with the method, the map quality and the nearest word) into
-    each trial. Returns the number of evaluations written; existing ones by the same target model are kept
-    (idempotent), ones by an earlier version of the target model are redone. `space`: the trials whose words are
-    mapped, input-space words with token-table maps (`fit_all`) or output-space embeddings with output maps
-    (`vwlib.cones.fit_all_output`). `trials`: only these (default: every trial in the store)."""
-    import json as _json
-    from collections import defaultdict
+def _saver(store, profile: str, method: str, space: str):
+    if store is None:
+        return None
+    return lambda src, dst, tmap: tmap.save(store.map_path(profile, src, dst, method, space))
 
-    from .datasets import load_dataset
-    from .engine import make_batch, task_kwargs_for
-    from .tasks import make_task
-    from .text import TextSide
-    from .trials import Trial
 
-    from .profiles import evaluator_fingerprint
+def fit_all(profile: str, models: dict, method: str = "lstsq", store=None,
+            seed: int = 0) -> dict[tuple[str, str], TransferMap]:
+    """The 6 token-table maps between the three task models of `profile` ({(source, target): map}); saved in
+    `store` (a ResultStore) when given."""
+    texts = {task: TextSide(models[task]) for task in TASKS}
+    return fit_pairs(lambda src, dst: fit_transfer(texts[src], texts[dst], method, seed=seed, source=f"{profile}/{src}",
+                                                   target=f"{profile}/{dst}"), _saver(store, profile, method, "input"))
 
-    def current(path, dst_fingerprint) -> bool:  # evaluated by this very target model (not a retrained one)
-        return path.is_file() and _json.loads(path.read_text()).get("target_fingerprint") == dst_fingerprint
 
-    groups = defaultdict(list)
-    dirs = store.trial_dirs() if trials is None else [store.path(t) for t in trials if store.done(t)]
-    for d in dirs:
-        config = _json.loads((d / "config.json").read_text())
-        if config.get("status") != "ok" or (profile and config["profile"] != profile):
-            continue
-        trial = Trial.from_dict(config)
-        if trial.space != space:
-            continue
-        for (src, dst), tmap in maps.items():
-            done = current(d / f"eval-{dst}.json", evaluator_fingerprint(trial.profile, dst))
-            if src == trial.task and not done:
-                groups[(trial.dataset, src, dst)].append(trial)
-    written = 0
-    for (dataset, src, dst), trials in groups.items():
-        tmap = maps[(src, dst)]
-        kwargs = task_kwargs_for(trials[0].profile, dst, task_kwargs)
-        if dst == "generation":
-            kwargs.setdefault("scorer", models["scorer"])
-        task = make_task(dst, models[dst], load_dataset(dataset), **kwargs)
-        batch = make_batch(task, trials)
-        words = store.load_words(trials)
-        mapped = tmap(words.to(task.text.embedding.weight.device))
-        if space == "output":
-            from .cones import OutputSpace
+def load_maps(store, profile: str, method: str = "lstsq", space: str = "input") -> dict[tuple[str, str], TransferMap]:
+    """The maps of `profile` stored in `store` by `fit_all` / `fit_all_output` ({} when none were fitted)."""
+    return {pair: TransferMap.load(path) for pair, path in store.map_paths(profile, method, space).items()}
 
-            metrics = task.evaluate_from(OutputSpace(task, batch).compose(mapped), batch)
-            readouts = [{} for _ in trials]
-        else:
-            metrics = task.evaluate(mapped, batch)
-            readouts = [{"nearest_word": nn[0][0], "nearest_is_anchor": nn[0][0] == t.anchor}
-                        for nn, t in zip(nearest_words(TextSide(models[dst]), mapped, k=1), trials)]
-        for trial, m, readout in zip(trials, metrics, readouts):
-            store.add_evaluation(trial, dst, {**m, "transfer_method": tmap.method, "map_r2": tmap.quality.get("r2"),
-                                              **readout, "target_fingerprint": evaluator_fingerprint(trial.profile, dst)})
-            written += 1
-    return written
+
+def map_table(store, profile: str, method: str = "lstsq"):
+    """One row per stored map of `profile` (input- and output-space): source, target, space and its held-out fit
+    quality (R², mean cosine, words fitted and held out)."""
+    import pandas as pd
+
+    rows = []
+    for space in ("input", "output"):
+        for (src, dst), path in store.map_paths(profile, method, space).items():
+            rows.append({"source": src, "target": dst, "space": space, "method": method,
+                         **TransferMap.load(path).quality})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Output-space maps: fitted on the text outputs of the shared vocabulary
+# --------------------------------------------------------------------------------------------------------------
+
+PLACEHOLDER = "thing"  # the prompt slot the vocabulary's words are put into when output maps are fitted
+
+
+@torch.no_grad()
+def vocabulary_outputs(task, word_ids: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """[N, E]: the output-space vector of each vocabulary word (token id) in `task`'s prompt template. The word's
+    input row is put in the placeholder's slot by the soft-token hook, so any token id works, with or without a
+    spelling of its own."""
+    slot = single_token_id(task.loaded.tokenizer, PLACEHOLDER)
+    table = task.text.embedding.weight.detach()
+    out = []
+    for i in range(0, len(word_ids), chunk):
+        ids = word_ids[i:i + chunk]
+        n = len(ids)
+        batch = TrialBatch(torch.zeros(n, dtype=torch.long), torch.full((n,), slot), [PLACEHOLDER] * n, [None] * n)
+        text = task.text_output(table[ids.to(table.device)].float(), batch)
+        if text.dim() == 3:  # conditioning [n, L, D]: the row at the word's slot, as OutputSpace reads it
+            text = text[:, int((task.prompt_ids(batch)[0] == slot).int().argmax())]
+        out.append(text.float().cpu())
+    return torch.cat(out)
+
+
+def fit_all_output(profile: str, models: dict, dataset: str = "mini-objects", method: str = "lstsq",
+                   store=None, max_words: int | None = None, seed: int = 0) -> dict:
+    """The 6 output-space maps between the three task models of `profile` ({(src, dst): TransferMap}), fitted on
+    the text outputs of up to `max_words` vocabulary words all three models know (a seeded random subset: each word
+    costs one prompt through every encoder; default: 16 words per dimension of the widest output, at least 2,048,
+    i.e. 2,048 for the mini world and 16,384 for the paper's 1,024-wide SD 2.1 conditioning). Saved in `store`."""
+    ds = load_dataset(dataset)  # the task objects give each model's prompt template
+    tasks = {t: make_task(t, models[t], ds) for t in TASKS}
+    known = [set(tasks[t].text.known_ids().tolist()) for t in TASKS]
+    ids = torch.tensor(sorted(set.intersection(*known)), dtype=torch.long)
+    if max_words is None:
+        max_words = max(2048, 16 * max(_out_width(t) for t in tasks.values()))
+    if len(ids) > max_words:
+        ids = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))[:max_words]].sort().values
+    outputs = {t: vocabulary_outputs(tasks[t], ids) for t in TASKS}  # each encoder runs once over the words
+    return fit_pairs(lambda src, dst: fit_rows(outputs[src], outputs[dst], method, seed=seed,
+                                               source=f"{profile}/{src}/output", target=f"{profile}/{dst}/output"),
+                     _saver(store, profile, method, "output"))
+
+
+def _out_width(task) -> int:
+    """E (or D): the width of the task's output-space vectors."""
+    with torch.no_grad():
+        batch = TrialBatch(torch.zeros(1, dtype=torch.long), torch.full((1,), single_token_id(task.loaded.tokenizer,
+                           PLACEHOLDER)), [PLACEHOLDER], [None])
+        return int(task.text_output(None, batch).shape[-1])

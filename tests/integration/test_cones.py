@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from vwlib import build_tiny
-from vwlib.cones import (OutputSpace, fit_all_output, modality_gap, modality_gap_table, train_output_words,
-                         vocabulary_outputs)
+from vwlib.cones import OutputSpace, modality_gap, modality_gap_table, train_output_words
 from vwlib.datasets import load_dataset
-from vwlib.engine import make_batch, run_trials
+from vwlib.runner import evaluate_transfers, run_trials
+from vwlib.tasks import make_batch
 from vwlib.errors import VWError
-from vwlib.figures import headline
+from vwlib.stats import headline
 from vwlib.store import ResultStore
 from vwlib.tasks import make_task
-from vwlib.transfer import evaluate_transfers
+from vwlib.transfer import fit_all_output, vocabulary_outputs
 from vwlib.trials import Trial
 
 FAMILY = {"generation": "sd", "detection": "owl", "classification": "open_clip"}
@@ -95,8 +95,8 @@ def test_output_space_words_are_stored_and_transferred_apart_from_input_words(mo
     run_trials(trials, store, progress=False, models={("tiny", r): m for r, m in models.items()}, task_kwargs=kw)
     for t in trials:
         assert store.load_vector(store.path(t)).shape == (1, 32)  # tiny models: token, feature and query width 32
-    maps = fit_all_output("tiny", models, max_words=500, out_dir=tmp_path / "maps")
-    assert len(maps) == 6 and len(list((tmp_path / "maps").glob("*-output.safetensors"))) == 6
+    maps = fit_all_output("tiny", models, max_words=500, store=store)
+    assert len(maps) == 6 and len(list(store.maps_dir.glob("*-output.safetensors"))) == 6
     assert all(m.quality["n_fit"] + m.quality["n_test"] == 500 for m in maps.values())
     written = evaluate_transfers(store, maps, models, task_kwargs=kw, space="output")
     assert written == 6  # 3 output-space embeddings x 2 other models; the input-space words are left alone

@@ -10,7 +10,9 @@ import torch
 
 from vwlib import build_tiny
 from vwlib.datasets import load_dataset
-from vwlib.engine import make_batch, nearest_word_distance, run_trials, train_words
+from vwlib.engine import nearest_word_distance, train_words
+from vwlib.runner import run_trials
+from vwlib.tasks import make_batch
 from vwlib.store import ResultStore
 from vwlib.tasks import make_task
 from vwlib.text import TextSide

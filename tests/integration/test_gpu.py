@@ -10,7 +10,8 @@ import torch
 from vwlib import build_tiny
 from vwlib.accel import accelerate, autocast
 from vwlib.datasets import load_dataset
-from vwlib.engine import make_batch, nearest_word_distance, train_words
+from vwlib.engine import nearest_word_distance, train_words
+from vwlib.tasks import make_batch
 from vwlib.tasks import make_task
 from vwlib.trials import Trial
 

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from vwlib.loaders import load_from_dir
-from vwlib.mini.checkpoint import materialise
+from vwlib.compact import materialise
 from vwlib.mini.train import train
 
 FAMILY = {"clip": "open_clip", "scorer": "open_clip", "owl": "owl", "sd": "sd"}

@@ -6,8 +6,8 @@ import math
 import pytest
 
 from vwlib.datasets import concept_names
-from vwlib.engine import run_trials
-from vwlib.figures import headline
+from vwlib.runner import run_trials
+from vwlib.stats import headline
 from vwlib.store import ResultStore
 from vwlib.trials import Trial
 

@@ -8,7 +8,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from vwlib.figures import bootstrap_ci, delta_curves, headline, paper_reference, summary, unconstrained_bars  # noqa: E402
+from vwlib.figures import delta_curves, unconstrained_bars  # noqa: E402
+from vwlib.stats import bootstrap_ci, headline, paper_reference, summary  # noqa: E402
 
 
 def _table():
@@ -61,3 +62,24 @@ def test_input_and_output_space_bars_come_in_pairs_and_paper_figures_see_input_w
     bars = [p for ax in fig.axes for p in ax.patches]
     assert len(bars) == 18  # 3 evaluating x 3 trained-for x 2 spaces
     assert sorted({round(p.get_alpha() or 1.0, 2) for p in bars}) == [0.45, 1.0]
+
+
+def test_the_papers_numbers_ship_inside_the_package():
+    from vwlib.paths import PACKAGE_DIR
+
+    fig6 = paper_reference("fig6_delta")
+    row = fig6[(fig6.dataset == "imagenet") & (fig6.trained_for == "generation") & (fig6.metric_model == "sd21")
+               & (fig6.delta == 0.5)]
+    assert row["mean"].tolist() == [0.97] and set(row["metric_model_task"]) == {"generation"}  # SPEC §9
+    fig3 = paper_reference("fig3_unconstrained")
+    assert len(fig3) == 36 and fig3[["ci_low", "ci_high"]].notna().all().all()
+    assert (PACKAGE_DIR / "reference" / "fig6_delta.csv").is_file()
+    with pytest.raises(ValueError, match="choose one of fig3_unconstrained, fig6_delta"):
+        paper_reference("fig9")
+
+
+def test_delta_curves_overlay_the_paper_on_the_analogue_dataset():
+    s = headline(_table())
+    fig = delta_curves(s, reference=paper_reference())
+    labels = {l.get_label() for ax in fig.axes for l in ax.get_lines()}
+    assert "paper (in-domain, mean)" in labels

@@ -1,7 +1,8 @@
 import torch
 
 from vwlib.loaders import load_from_dir
-from vwlib.mini.checkpoint import is_compact, known_ids, materialise, save_compact
+from vwlib.compact import is_compact, known_ids, materialise
+from vwlib.mini.checkpoint import save_compact
 from vwlib.mini.models import SEEDS, build_mini
 from vwlib.mini.vocab import known_token_ids
 
@@ -29,7 +30,7 @@ def test_compact_checkpoint_round_trip(tmp_path, monkeypatch):
 
 
 def test_shipped_mini_checkpoints_fit_the_30_mb_budget():
-    from vwlib.profiles import CHECKPOINTS
+    from vwlib.paths import CHECKPOINTS
 
     files = [p for p in (CHECKPOINTS / "mini").rglob("*") if p.is_file()]
     assert {p.parent.name for p in files if p.name == "vwlib_compact.json"} == {"clip", "scorer", "owl", "sd"}

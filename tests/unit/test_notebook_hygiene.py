@@ -68,3 +68,16 @@ def test_papermill_reads_every_parameter_with_its_help(path):
 def test_parameters_cell_checker_rejects_a_second_equals_sign():
     with pytest.raises(VWError, match="one '='"):
         check_parameters_cell(_nb('steps: int = 0  # 0 = the default'))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_reach_vwlib_only_through_its_public_api(path):
+    import re
+
+    import vwlib
+
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert not re.findall(r"^\s*(?:from vwlib\S*|import vwlib\.\S+)", code, re.M), "import vwlib as vw, nothing else"
+    used = set(re.findall(r"\bvw\.(\w+)", code))
+    assert used and used <= set(vwlib.__all__), sorted(used - set(vwlib.__all__))

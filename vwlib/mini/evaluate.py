@@ -15,44 +15,60 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..datasets import MINI_DATASETS, ConceptDataset, load_mini_dataset
+from ..metrics import NAME_PROMPT, detection_map as map_of_detections, image_votes, text_features
+from ..profiles import load_model
 from ..text import TextSide
-from ..vision import clip_image_features
+from ..vision import owl_image_side, owl_logits
+from .train_sd import generate
 
 EVAL_SEED = 7  # held-out images: the study's datasets use seed 0, training pools other seeds
 BARS = {"clip_zero_shot_acc": 0.90, "owl_map50": 0.50, "sd_gen_acc": 0.70, "scorer_acc": 0.95}
-PROMPT = "a photo of a {}"
+PROMPT = NAME_PROMPT  # the zero-shot class texts, as the study's evaluators use them
 
 
 def heldout(name: str, per_concept: int = 20) -> ConceptDataset:
     return load_mini_dataset(name, n_train=0, n_val=per_concept, seed=EVAL_SEED)
 
 
-@torch.no_grad()
-def clip_features(loaded, images=None, texts=None):
-    """Unit image features [N, E] and/or text features [M, E] of a CLIP model (open_clip or HF), through the same
-    preprocessing and text side the study uses."""
-    img = clip_image_features(loaded, images) if images is not None else None
-    txt = None
-    if texts is not None:
-        text = TextSide(loaded)
-        txt = F.normalize(text.encode(text.ids(texts)).float(), dim=-1)
-    return img, txt
+def _name_features(loaded, ds: ConceptDataset) -> torch.Tensor:
+    return text_features(loaded, [PROMPT.format(ds.display_name(c)) for c in ds.concepts])
 
 
 def zero_shot_accuracy(loaded, ds: ConceptDataset) -> float:
     """Share of `ds.val` images whose most similar concept prompt is their own concept."""
-    _, txt = clip_features(loaded, texts=[PROMPT.format(ds.display_name(c)) for c in ds.concepts])
-    img, _ = clip_features(loaded, images=[e.image for e in ds.val])
-    pred = (img @ txt.t()).argmax(1)
-    return float((pred == torch.tensor([e.label for e in ds.val])).float().mean())
+    votes = image_votes(loaded, [e.image for e in ds.val], _name_features(loaded, ds))
+    return float((votes == torch.tensor([e.label for e in ds.val])).float().mean())
+
+
+@torch.no_grad()
+def detect(loaded, images, queries: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores [N, P, Q] (sigmoid) and pixel boxes [N, P, 4] (xyxy) of `queries` on PIL `images`."""
+    text = TextSide(loaded)
+    side = owl_image_side(loaded, images)
+    return owl_logits(side, text.encode(text.ids(queries)).float()).sigmoid(), side["boxes"]
+
+
+def detection_map(loaded, ds: ConceptDataset, queries: list[str] | None = None) -> dict:
+    """COCO mAP@[.5:.95] and mAP@0.5 of one query per concept over all of `ds.val`, scored by the study's detection
+    evaluator primitive (per-query NMS, torchmetrics)."""
+    queries = queries or [f"a {ds.display_name(c)}" for c in ds.concepts]
+    scores, boxes = detect(loaded, [e.image for e in ds.val], queries)
+    targets = [{"boxes": torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4),
+                "labels": torch.full((len(e.boxes),), e.label, dtype=torch.long)} for e in ds.val]
+    return map_of_detections(boxes, scores, targets)
+
+
+def generation_accuracy(loaded, scorer, ds: ConceptDataset, per_concept: int = 10, seed: int = 0) -> float:
+    """Generate `per_concept` images from each concept's name; share the scorer assigns to that concept."""
+    prompts = [PROMPT.format(ds.display_name(c)) for c in ds.concepts for _ in range(per_concept)]
+    labels = torch.arange(len(ds.concepts)).repeat_interleave(per_concept)
+    votes = image_votes(scorer, generate(loaded, prompts, seed=seed), _name_features(scorer, ds))
+    return float((votes == labels).float().mean())
 
 
 def evaluate(models=("clip", "scorer", "owl", "sd"), per_concept: int = 20) -> dict:
-    from ..profiles import load_model
-
     report: dict = {"per_dataset": {}, "bars": BARS}
     datasets = {n: heldout(n, per_concept) for n in MINI_DATASETS}
     role = {"clip": "classification", "scorer": "scorer", "owl": "detection", "sd": "generation"}
@@ -63,15 +79,11 @@ def evaluate(models=("clip", "scorer", "owl", "sd"), per_concept: int = 20) -> d
             report["per_dataset"][metric] = per
             report[metric] = float(np.mean(list(per.values())))
     if "owl" in loaded:
-        from .train_owl import detection_map
-
         per = {d: detection_map(loaded["owl"], ds) for d, ds in datasets.items()}
         report["per_dataset"]["owl_map50"] = {d: v["map_50"] for d, v in per.items()}
         report["per_dataset"]["owl_map"] = {d: v["map"] for d, v in per.items()}
         report["owl_map50"] = float(np.mean([v["map_50"] for v in per.values()]))
     if "sd" in loaded:
-        from .train_sd import generation_accuracy
-
         scorer = loaded.get("scorer") or load_model("mini", "scorer")
         per = {d: generation_accuracy(loaded["sd"], scorer, ds) for d, ds in datasets.items()}
         report["per_dataset"]["sd_gen_acc"] = per

@@ -12,6 +12,11 @@ import torch
 from matplotlib.patches import Rectangle
 
 from ..datasets import MINI_DATASETS, load_dataset
+from ..metrics import text_features
+from ..profiles import load_model
+from ..vision import clip_image_features
+from .evaluate import PROMPT, detect
+from .train_sd import generate
 
 
 def dataset_grid(per_concept: int = 1):
@@ -37,11 +42,6 @@ def dataset_grid(per_concept: int = 1):
 
 def model_check(concept: str = "red_striped_heart", seed: int = 0):
     """Generate `concept` with mini-sd, detect it with mini-owl, classify both with mini-clip (and the scorer)."""
-    from ..profiles import load_model
-    from .evaluate import PROMPT, clip_features
-    from .train_owl import detect
-    from .train_sd import generate
-
     ds = load_dataset("mini-instances")
     names = [ds.display_name(c) for c in ds.concepts]
     target = ds.concept_index(concept)
@@ -50,8 +50,8 @@ def model_check(concept: str = "red_striped_heart", seed: int = 0):
     scene = next(e for e in ds.val if e.label == target)
     scores, boxes = detect(owl, [scene.image], [f"a {names[target]}"])
     best = int(scores[0, :, 0].argmax())
-    _, txt = clip_features(clip, texts=[PROMPT.format(n) for n in names])
-    img, _ = clip_features(clip, images=[generated, scene.image])
+    txt = text_features(clip, [PROMPT.format(n) for n in names])
+    img = clip_image_features(clip, [generated, scene.image])
     probs = (100 * img @ txt.t()).softmax(-1)
     result = {"prompt": PROMPT.format(names[target]), "detection_score": float(scores[0, best, 0]),
               "detection_box": boxes[0, best].tolist(), "gt_box": scene.boxes[0],

@@ -15,46 +15,18 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoint import save_compact
+from .common import param_groups, to_clip_pixels, tokenize, warmup_cosine
 from .data import caption_pool
 from .models import CONTEXT, IMAGE_SIZE, SEEDS, build_mini
-
-CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+from .train_owl import train_owl
+from .train_sd import train_sd
 
 DEFAULT_STEPS = {"clip": 3000, "scorer": 6000, "owl": 6000, "sd": 6000}
 # Per-model training-pool settings (caption_pool keyword arguments) beyond the defaults. The scorer labels an image
 # by its largest object, as the scene datasets do: half its images are scenes, captioned by the largest object only
 # (mini-scenes accuracy 0.705 -> 0.89 with width 32 and 6,000 steps).
 POOL: dict[str, dict] = {"scorer": {"scene_share": 0.5, "largest_only": 1.0}}
-
-
-def to_clip_pixels(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, 3, S, S] -> CLIP-normalised float [B, 3, S, S]."""
-    return (images.float() / 255.0 - CLIP_MEAN) / CLIP_STD
-
-
-def tokenize(tokenizer, texts: list[str], length: int = CONTEXT, pad_id: int = 0) -> torch.Tensor:
-    """[N, length] CLIP ids, truncated (keeping the end-of-text token) and padded with `pad_id`."""
-    out = torch.full((len(texts), length), pad_id, dtype=torch.long)
-    for i, ids in enumerate(tokenizer(texts, add_special_tokens=True)["input_ids"]):
-        ids = ids[: length - 1] + [ids[-1]] if len(ids) > length else ids
-        out[i, : len(ids)] = torch.tensor(ids)
-    return out
-
-
-def _lr(step: int, steps: int, base: float, warmup: int = 100) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    # No decay on token/positional embeddings: decay would pull every known row toward zero.
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 or "embedding" in name else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, same: torch.Tensor):
@@ -70,15 +42,15 @@ def train_contrastive(name: str, steps: int, batch: int = 128, lr: float = 2e-3,
     loaded = build_mini(name)
     model = loaded.model.train()
     pool = caption_pool(pool_size, IMAGE_SIZE[name], seed=SEEDS[name] * 1000, **{**POOL.get(name, {}), **pool_kwargs})
-    ids = tokenize(loaded.tokenizer, pool.captions, pad_id=0)
+    ids = tokenize(loaded.tokenizer, pool.captions, CONTEXT, pad_id=0)
     caption_index = {c: i for i, c in enumerate(sorted(set(pool.captions)))}
     cap = torch.tensor([caption_index[c] for c in pool.captions])
-    opt = torch.optim.AdamW(_param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     g = torch.Generator().manual_seed(SEEDS[name])
     curve = []
     for step in (bar := tqdm(range(steps), desc=f"mini-{name}", mininterval=5)):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, lr)
+            group["lr"] = warmup_cosine(step, steps, lr)
         idx = torch.randint(len(cap), (batch,), generator=g)
         pixels, text = to_clip_pixels(pool.images[idx]), ids[idx]
         img, txt, scale = model(pixels, text)[:3]  # open_clip: unit features and exp(logit_scale)
@@ -97,19 +69,13 @@ def train_contrastive(name: str, steps: int, batch: int = 128, lr: float = 2e-3,
 
 def train(name: str, out_dir: str | Path, steps: int | None = None, **kwargs) -> dict:
     """Train one mini model from its seed and write its compact checkpoint and loss curve into `out_dir`."""
-    from .checkpoint import save_compact
-
     steps = steps or DEFAULT_STEPS[name]
     t0 = time.time()
     if name in ("clip", "scorer"):
         loaded, curve = train_contrastive(name, steps, **kwargs)
     elif name == "owl":
-        from .train_owl import train_owl
-
         loaded, curve = train_owl(steps, **kwargs)
     elif name == "sd":
-        from .train_sd import train_sd
-
         loaded, curve = train_sd(steps, **kwargs)
     else:
         raise ValueError(name)

@@ -6,8 +6,7 @@ a (patch, query) pair is positive when the query's words all describe the patch'
 loss on the class logits, L1 + GIoU on the boxes of assigned patches, BCE on objectness.
 
 Usage:
-    loaded, curve = train_owl(steps=3000)
-    detection_map(loaded, heldout("mini-scenes"))     # {"map": ..., "map_50": ...}
+    loaded, curve = train_owl(steps=3000)             # scored by vwlib.mini.evaluate.detection_map
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou, sigmoid_focal_loss
 from tqdm.auto import tqdm
 
-from ..datasets import ConceptDataset
 from ..world import ObjectSpec, render, sample_scene, sample_single
 from .data import object_phrase
 from .models import IMAGE_SIZE, SEEDS, build_mini
-from .train import _lr, _param_groups, to_clip_pixels, tokenize
+from .common import param_groups, to_clip_pixels, tokenize, warmup_cosine
 
 SIZE = IMAGE_SIZE["owl"]
 
@@ -77,12 +75,12 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
     model = loaded.model.train()
     images, scenes = _pool(pool_size, SEEDS["owl"] * 1000)
     grid = SIZE // model.config.vision_config.patch_size
-    opt = torch.optim.AdamW(_param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     rng = np.random.default_rng(SEEDS["owl"])
     curve = []
     for step in (bar := tqdm(range(steps), desc="mini-owl", mininterval=5)):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, lr)
+            group["lr"] = warmup_cosine(step, steps, lr)
         idx = rng.integers(len(scenes), size=batch)
         batch_scenes = [scenes[i] for i in idx]
         # Queries of this batch: a phrase per object (random attribute subsets), plus a few distractor phrases.
@@ -120,32 +118,3 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
             bar.set_postfix(loss=f"{float(loss):.3f}", cls=f"{float(cls_loss):.3f}", box=f"{float(box_loss):.3f}")
     loaded.model.eval()
     return loaded, curve
-
-
-@torch.no_grad()
-def detect(loaded, images, queries: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores [N, P, Q] (sigmoid) and pixel boxes [N, P, 4] (xyxy) of `queries` on PIL `images`."""
-    from ..text import TextSide
-    from ..vision import owl_image_side, owl_logits
-
-    text = TextSide(loaded)
-    side = owl_image_side(loaded, images)
-    return owl_logits(side, text.encode(text.ids(queries)).float()).sigmoid(), side["boxes"]
-
-
-def detection_map(loaded, ds: ConceptDataset, queries: list[str] | None = None) -> dict:
-    """COCO mAP@[.5:.95] and mAP@0.5 of one query per concept over all of `ds.val` (torchmetrics), after the same
-    per-query NMS the study's detection evaluator applies."""
-    from torchmetrics.detection import MeanAveragePrecision
-
-    from ..vision import owl_detections
-
-    queries = queries or [f"a {ds.display_name(c)}" for c in ds.concepts]
-    scores, boxes = detect(loaded, [e.image for e in ds.val], queries)
-    metric = MeanAveragePrecision(iou_type="bbox", box_format="xyxy", backend="pycocotools")
-    preds = [owl_detections(boxes[k], scores[k]) for k in range(len(ds.val))]  # [P, 4] x [P, Q] -> NMS per query
-    targets = [{"boxes": torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4),
-                "labels": torch.full((len(e.boxes),), e.label, dtype=torch.long)} for e in ds.val]
-    metric.update(preds, targets)
-    out = metric.compute()
-    return {"map": float(out["map"]), "map_50": float(out["map_50"])}

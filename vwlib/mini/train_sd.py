@@ -20,12 +20,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..datasets import ConceptDataset
 from ..loaders import Loaded
 from ..tokenizer import VOCAB_SIZE, clip_tokenizer
 from .data import caption_pool
 from .models import IMAGE_SIZE, SEEDS, TEXT_WIDTH
-from .train import _lr, _param_groups, tokenize
+from .common import param_groups, tokenize, warmup_cosine
 from .vocab import init_token_table
 
 SIZE = IMAGE_SIZE["sd"]
@@ -72,7 +71,7 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float 
     curve = []
     for step in (bar := tqdm(range(steps), desc="mini-sd vae", mininterval=5)):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, lr)
+            group["lr"] = warmup_cosine(step, steps, lr)
         x = _to_unit(images[torch.randint(len(images), (batch,), generator=g)])
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample(generator=g)).sample
@@ -103,7 +102,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     ids = tokenize(loaded.tokenizer, pool.captions, 77, pad_id=0)
     empty = tokenize(loaded.tokenizer, [""], 77, pad_id=0)[0]
     unet, text_encoder, scheduler = pipe.unet.train(), pipe.text_encoder.train(), pipe.scheduler
-    params = _param_groups(unet, 0.0) + _param_groups(text_encoder, 0.0)
+    params = param_groups(unet, 0.0) + param_groups(text_encoder, 0.0)
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99))
     g = torch.Generator().manual_seed(SEEDS["sd"] + 1)
     alphas = scheduler.alphas_cumprod
@@ -111,7 +110,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     curve = [("vae", s, v) for s, v in vae_curve]
     for step in (bar := tqdm(range(steps), desc="mini-sd unet", mininterval=5)):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps, lr, warmup=200)
+            group["lr"] = warmup_cosine(step, steps, lr, warmup=200)
         idx = torch.randint(len(latents), (batch,), generator=g)
         x0, text = latents[idx], ids[idx].clone()
         text[torch.rand(batch, generator=g) < 0.1] = empty  # caption dropout: the unconditional branch of CFG
@@ -148,15 +147,3 @@ def generate(loaded, prompts: list[str], seed: int = 0, steps: int = GEN_STEPS, 
         out += pipe(chunk, num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
                     generator=g).images
     return out
-
-
-def generation_accuracy(loaded, scorer, ds: ConceptDataset, per_concept: int = 10, seed: int = 0) -> float:
-    """Generate `per_concept` images from each concept's name; share the scorer assigns to that concept."""
-    from .evaluate import PROMPT, clip_features
-
-    prompts = [PROMPT.format(ds.display_name(c)) for c in ds.concepts for _ in range(per_concept)]
-    labels = torch.arange(len(ds.concepts)).repeat_interleave(per_concept)
-    images = generate(loaded, prompts, seed=seed)
-    _, txt = clip_features(scorer, texts=[PROMPT.format(ds.display_name(c)) for c in ds.concepts])
-    img, _ = clip_features(scorer, images=images)
-    return float(((img @ txt.t()).argmax(1) == labels).float().mean())

@@ -22,6 +22,7 @@ import re
 import numpy as np
 import torch
 
+from ..paths import cache_root
 from ..tokenizer import VOCAB_SIZE, clip_vocab_and_merges
 from ..world import BACKGROUNDS, COLOURS, PATTERNS, SHAPES, SIZES
 
@@ -52,8 +53,6 @@ def known_token_ids() -> torch.Tensor:
 @functools.lru_cache(maxsize=1)
 def minilm_word_vectors() -> np.ndarray:
     """[K, 384] unit MiniLM embeddings of the known words, in `known_token_ids()` order (cached on disk)."""
-    from .checkpoint import cache_root
-
     words = sorted(known_words(), key=known_words().get)
     digest = hashlib.sha256(" ".join(words).encode()).hexdigest()[:12]
     cache = cache_root() / f"minilm-known-{digest}.npy"
@@ -74,13 +73,8 @@ def minilm_word_vectors() -> np.ndarray:
 def init_token_table(width: int, seed: int) -> torch.Tensor:
     """[49408, width]: known rows = MiniLM vectors through this model's own random projection; the rest random."""
     g = torch.Generator().manual_seed(seed)
-    table = torch.randn(VOCAB_SIZE, width, generator=g) * 0.02
+    table = torch.randn(VOCAB_SIZE, width, generator=g) * 0.02  # the same rows as `unknown_rows(width, seed)`
     projection = torch.randn(384, width, generator=g)
     known = torch.from_numpy(minilm_word_vectors()).float() @ projection
     table[known_token_ids()] = known / known.norm(dim=1, keepdim=True) * KNOWN_ROW_NORM
     return table
-
-
-def unknown_rows(width: int, seed: int) -> torch.Tensor:
-    """The seeded init of every row (the known ones are overwritten by `init_token_table`); cheap, no MiniLM."""
-    return torch.randn(VOCAB_SIZE, width, generator=torch.Generator().manual_seed(seed)) * 0.02

@@ -1,0 +1,77 @@
+"""transformers CLIP (the paper's generation scorer, OpenAI CLIP L/14): `CLIPModel` + `CLIPProcessor`.
+
+Pads with the end-of-text token (id 49407); `get_text_features` pools and projects [B, E].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..tokenizer import EOS_ID, VOCAB_SIZE, clip_tokenizer
+from .base import Family, Loaded, batches, clip_text_config, folder_tokenizer, register, set_sdpa
+from .owl import attention_mask
+
+
+@register
+class HFClipFamily(Family):
+    name = "hf_clip"
+    key_file = "config.json"
+    pad_id = EOS_ID
+
+    @property
+    def text_module(self):
+        return self.model.text_model
+
+    @property
+    def max_tokens(self) -> int:
+        return self.model.config.text_config.max_position_embeddings
+
+    def encode_text(self, ids):
+        out = self.model.get_text_features(input_ids=ids, attention_mask=attention_mask(ids, self.pad_id))
+        return getattr(out, "pooler_output", out)
+
+    @torch.no_grad()
+    def image_features(self, images, batch: int = 128) -> torch.Tensor:
+        out = []
+        for chunk in batches(images, batch):
+            x = self.loaded.processor(images=chunk, return_tensors="pt")["pixel_values"].to(self.device)
+            f = self.model.get_image_features(pixel_values=x)
+            out.append(F.normalize(getattr(f, "pooler_output", f).float(), dim=-1))
+        return torch.cat(out)
+
+    def accelerate(self, compile: bool = False) -> None:
+        set_sdpa(self.model)
+        if compile:
+            self.text_module.forward = torch.compile(self.text_module.forward)
+
+    def save(self, path: Path, with_tokenizer: bool = False) -> None:
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.loaded.processor.image_processor.save_pretrained(path)
+        if with_tokenizer:
+            self.loaded.tokenizer.save_pretrained(path)
+
+    @classmethod
+    def load(cls, path: Path, device="cpu") -> Loaded:
+        from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+        model = CLIPModel.from_pretrained(path, local_files_only=True).eval().to(device)
+        tokenizer = folder_tokenizer(path, pad_token="<|endoftext|>")
+        processor = CLIPProcessor(CLIPImageProcessor.from_pretrained(path, local_files_only=True), tokenizer)
+        return Loaded("hf_clip", model, tokenizer, processor, str(path))
+
+    @classmethod
+    def build_tiny(cls, width: int = 32) -> Loaded:
+        from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+        config = CLIPConfig(
+            text_config=clip_text_config(width, 2, 77, VOCAB_SIZE),
+            vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
+                               num_attention_heads=2, image_size=32, patch_size=8),
+            projection_dim=width,
+        )
+        image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+        tokenizer = clip_tokenizer()
+        return Loaded("hf_clip", CLIPModel(config).eval(), tokenizer, CLIPProcessor(image_processor, tokenizer), "tiny")

@@ -1,0 +1,48 @@
+"""Helpers every mini trainer shares: tokenizing captions, CLIP pixel normalisation, the learning-rate schedule and
+AdamW parameter groups.
+
+Usage:
+    ids = tokenize(tokenizer, captions, length=32)      # [N, 32] ids, padded with 0
+    pixels = to_clip_pixels(images)                     # uint8 [B, 3, S, S] -> normalised float
+    lr = warmup_cosine(step, steps, base=1e-3)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+
+def to_clip_pixels(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, 3, S, S] -> CLIP-normalised float [B, 3, S, S]."""
+    return (images.float() / 255.0 - CLIP_MEAN) / CLIP_STD
+
+
+def tokenize(tokenizer, texts: list[str], length: int, pad_id: int = 0) -> torch.Tensor:
+    """[N, length] CLIP ids, truncated (keeping the end-of-text token) and padded with `pad_id`."""
+    out = torch.full((len(texts), length), pad_id, dtype=torch.long)
+    for i, ids in enumerate(tokenizer(texts, add_special_tokens=True)["input_ids"]):
+        ids = ids[: length - 1] + [ids[-1]] if len(ids) > length else ids
+        out[i, : len(ids)] = torch.tensor(ids)
+    return out
+
+
+def warmup_cosine(step: int, steps: int, base: float, warmup: int = 100) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `steps`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on weight matrices; none on biases, norms and token/positional embeddings (decay would
+    pull every known row toward zero)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "embedding" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -1,0 +1,186 @@
+"""The runner: train, score and store trials, and score stored words after transfer. The only module that brings
+the engine, ConES, the transfer maps and the result store together; the CLI, studies and sweeps call it.
+
+Usage:
+    run_trials(trials, store)                         # train what is missing, score in-domain, write atomically
+    transfer_all("mini", models, store, trials=trials)   # fit the 6 maps, score each word in the other models
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import torch
+
+from .accel import accelerate
+from .cones import OutputSpace, train_output_words
+from .datasets import load_dataset
+from .engine import train_words
+from .profiles import evaluator_fingerprint, fingerprint, get_spec, load_model
+from .tasks import DEFAULTS, TrialBatch, make_batch, make_task, task_kwargs_for
+from .text import TextSide
+from .tokenizer import single_token_id
+from .transfer import TransferMap, fit_all, fit_all_output, nearest_words
+from .trials import Trial
+
+ROLES = ("generation", "detection", "classification", "scorer")
+
+
+def task_for(profile: str, task_name: str, dataset: str, models: dict, task_kwargs: dict | None, device: str):
+    """The task object of a group of trials (the scorer joins generation tasks). models: {(profile, role): Loaded}."""
+    kwargs = task_kwargs_for(profile, task_name, task_kwargs)
+    if task_name == "generation" and "scorer" not in kwargs:
+        kwargs["scorer"] = models.setdefault((profile, "scorer"), load_model(profile, "scorer", device=device))
+    return make_task(task_name, models[(profile, task_name)], load_dataset(dataset), **kwargs)
+
+
+def score(task, words: torch.Tensor, batch: TrialBatch, space: str, scored_by: str) -> list[dict]:
+    """In-domain metrics of trained words (input space: plus the nearest vocabulary word), each stamped with
+    `scored_by`, the fingerprint of the weights that scored it."""
+    device = task.text.embedding.weight.device
+    if space == "output":
+        metrics = task.evaluate_from(OutputSpace(task, batch).compose(words.to(device)), batch)
+    else:
+        metrics = task.evaluate(words.to(device), batch)
+        nearest = nearest_words(task.text, words, k=1)  # the word each new word is closest to, in its own model
+        metrics = [m | {"nearest_word": n[0][0], "nearest_is_anchor": n[0][0] == a}
+                   for m, n, a in zip(metrics, nearest, batch.anchors)]
+    return [m | {"evaluator_fingerprint": scored_by} for m in metrics]
+
+
+def validate(trials: list[Trial], models: dict) -> None:
+    """Fail before anything is written: unknown dataset/concept, anchors that are not one token, bad δ."""
+    for t in trials:
+        ds = load_dataset(t.dataset)
+        ds.concept_index(t.concept)
+        for loaded in models.values():
+            single_token_id(loaded.tokenizer, t.anchor)
+
+
+def group_trials(trials: list[Trial], max_size: int = 0) -> list[tuple[tuple, list[Trial]]]:
+    """Trials that can share one batched forward pass: same (profile, task, dataset, steps, lr, space), at most
+    `max_size` per group (0: no limit), in first-seen order. Returns [((profile, task, dataset, steps, lr, space),
+    [Trial])]."""
+    groups: dict[tuple, list[Trial]] = defaultdict(list)
+    for t in trials:
+        steps, lr = DEFAULTS[t.profile][t.task]
+        groups[(t.profile, t.task, t.dataset, t.steps or steps, t.lr or lr, t.space)].append(t)
+    size = max_size or max([len(g) for g in groups.values()], default=1)
+    return [(key, group[i:i + size]) for key, group in groups.items() for i in range(0, len(group), size)]
+
+
+def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool = True,
+               models: dict | None = None, task_kwargs: dict | None = None, max_size: int = 0,
+               compile: bool = False) -> list:
+    """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs.
+
+    models: {(profile, role): Loaded} to reuse loaded models; task_kwargs: {task: {option: value}} overrides;
+    max_size: at most this many trials per batched forward pass (0: all trials of a group at once);
+    compile: torch.compile the dominant frozen module (worth it for long GPU sweeps only).
+    """
+    todo = [t for t in trials if not store.done(t)]
+    # Finished words whose in-domain score came from other weights (generation: a retrained scorer) are re-scored,
+    # not retrained: a trial's key holds only the weights its training depends on.
+    stale = [t for t in trials if store.done(t) and store.evaluated_by(t, t.task) not in
+             (None, evaluator_fingerprint(t.profile, t.task))]
+    if not todo and not stale:
+        return [store.path(t) for t in trials]
+    models = models if models is not None else {}
+    for t in todo + stale:
+        if (t.profile, t.task) not in models:
+            models[(t.profile, t.task)] = load_model(t.profile, t.task, device=device)  # task names are roles
+    validate(todo, models)
+    for loaded in models.values():
+        if "accelerated" not in loaded.meta and (compile or str(device).startswith("cuda")):
+            accelerate(loaded, compile=compile)
+    for (profile, task_name, dataset, steps, lr, space), group in group_trials(todo, max_size):
+        task = task_for(profile, task_name, dataset, models, task_kwargs, device)
+        batch = make_batch(task, group)
+        if space == "output":  # ConES: the parameter stands in for the text encoder's output
+            words, info = train_output_words(task, batch, steps, lr)
+            start = info["space"].init()
+        else:
+            words, info = train_words(task, batch, [t.delta for t in group], steps, lr, progress=progress)
+            start = task.text.embedding.weight.detach()[batch.anchor_ids.to(words.device)].float()
+        metrics = score(task, words, batch, space, evaluator_fingerprint(profile, task_name))
+        spec = get_spec(profile, task_name)
+        for row, trial in enumerate(group):
+            meta = {"model_id": spec.source, "model_fingerprint": fingerprint(profile, task_name),
+                    "anchor_id": int(batch.anchor_ids[row]), "steps_run": steps, "lr_run": lr, "space": space,
+                    "radius": info.get("radii", [math.inf] * len(group))[row], "final_loss": info["final_loss"][row],
+                    "distance_to_anchor": float((words[row] - start[row]).norm())}
+            if row in info["failed"]:
+                store.write(trial, None, {**meta, "status": "failed", "reason": info["failed"][row]}, {})
+            else:
+                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row]})
+    for (profile, task_name, dataset, _, _, space), group in group_trials(stale, max_size):
+        task = task_for(profile, task_name, dataset, models, task_kwargs, device)
+        scored_by = evaluator_fingerprint(profile, task_name)
+        for trial, m in zip(group, score(task, store.load_words(group), make_batch(task, group), space, scored_by)):
+            store.add_evaluation(trial, task_name, m)
+    return [store.path(t) for t in trials]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Transferred words, scored by the in-domain evaluators of the other models
+# --------------------------------------------------------------------------------------------------------------
+
+def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: dict, task_kwargs: dict | None = None,
+                       profile: str | None = None, space: str = "input", trials: list | None = None) -> int:
+    """Map every finished word of the store into each other task model and score it there with the same evaluator
+    objects as in-domain; writes eval-<target>.json (with the method, the map quality and the nearest word) into
+    each trial. Returns the number of evaluations written; existing ones by the same target model are kept
+    (idempotent), ones by an earlier version of the target model are redone. `space`: the trials whose words are
+    mapped, input-space words with token-table maps (`fit_all`) or output-space embeddings with output maps
+    (`fit_all_output`). `trials`: only these (default: every trial in the store). models: {role: Loaded}."""
+    groups = defaultdict(list)
+    for trial in store.finished(trials):
+        if trial.space != space or (profile and trial.profile != profile):
+            continue
+        for (src, dst) in maps:
+            current = (store.evaluation(trial, dst) or {}).get("target_fingerprint")
+            if src == trial.task and current != evaluator_fingerprint(trial.profile, dst):
+                groups[(trial.dataset, src, dst)].append(trial)
+    written = 0
+    for (dataset, src, dst), group in groups.items():
+        tmap = maps[(src, dst)]
+        kwargs = task_kwargs_for(group[0].profile, dst, task_kwargs)
+        if dst == "generation":
+            kwargs.setdefault("scorer", models["scorer"])
+        task = make_task(dst, models[dst], load_dataset(dataset), **kwargs)
+        batch = make_batch(task, group)
+        mapped = tmap(store.load_words(group).to(task.text.embedding.weight.device))
+        if space == "output":
+            metrics = task.evaluate_from(OutputSpace(task, batch).compose(mapped), batch)
+            readouts = [{} for _ in group]
+        else:
+            metrics = task.evaluate(mapped, batch)
+            readouts = [{"nearest_word": nn[0][0], "nearest_is_anchor": nn[0][0] == t.anchor}
+                        for nn, t in zip(nearest_words(TextSide(models[dst]), mapped, k=1), group)]
+        for trial, m, readout in zip(group, metrics, readouts):
+            store.add_evaluation(trial, dst, {**m, "transfer_method": tmap.method, "map_r2": tmap.quality.get("r2"),
+                                              **readout, "target_fingerprint": evaluator_fingerprint(trial.profile, dst)})
+            written += 1
+    return written
+
+
+def transfer_all(profile: str, models: dict, store, method: str = "lstsq", task_kwargs: dict | None = None,
+                 spaces=("input",), trials: list | None = None) -> int:
+    """Fit the 6 maps between the task models (token tables for input-space words, text outputs for output-space
+    embeddings), save them in the store, and score the finished words of `trials` (default: the whole store) in the
+    two other models. Returns the number of evaluations written (current ones are kept). models: {role: Loaded}."""
+    written = 0
+    if "input" in spaces:
+        maps = fit_all(profile, models, method, store=store)
+        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, trials=trials)
+    if "output" in spaces:
+        maps = fit_all_output(profile, models, method=method, store=store)
+        written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, space="output",
+                                      trials=trials)
+    return written
+
+
+def load_models(profile: str, device: str = "cpu", roles=ROLES) -> dict:
+    """{role: Loaded} for the roles of `profile` (all four by default)."""
+    return {role: load_model(profile, role, device=device) for role in roles}
