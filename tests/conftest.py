@@ -19,6 +19,16 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="module")
+def tiny_models():
+    """{role: Loaded}: random tiny models of the paper's four classes (generation, detection, classification, scorer),
+    built once per test module."""
+    from vwlib import build_tiny
+
+    families = {"generation": "sd", "detection": "owl", "classification": "open_clip", "scorer": "hf_clip"}
+    return {role: build_tiny(family) for role, family in families.items()}
+
+
 @pytest.fixture
 def empty_hub(tmp_path, monkeypatch):
     """An empty Hugging Face cache and no $VWLIB_MODELS_DIR: the paper models are missing."""

@@ -104,12 +104,16 @@ _TYPES = {"profile": str, "out": str, "transfer_method": str, "steps": int, "lr"
 
 def _check_types(path: Path, study: dict, run: dict) -> None:
     """A setting of the wrong kind is one line naming it and the kind it needs."""
+    words = {int: "a whole number", float: "a number", str: "a text", bool: "true or false", dict: "a mapping",
+             tuple: "a list"}
     for key, value in {**study, **run}.items():
-        kind = _TYPES.get(key)
-        if kind is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float)))):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(
-                "list" if k is tuple else k.__name__ for k in kind)
-            raise VWError(f"{path}: {key} must be a {'list' if kind is tuple else names}, got {value!r}")
+        kinds = _TYPES.get(key)
+        if kinds is None:
+            continue
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        wrong_bool = isinstance(value, bool) and bool not in kinds  # YAML's true is an int to Python
+        if not isinstance(value, kinds) or wrong_bool:
+            raise VWError(f"{path}: {key} must be {' or '.join(words[k] for k in kinds)}, got {value!r}")
     from .profiles import PROFILES
 
     if study.get("profile", "mini") not in PROFILES:

@@ -22,11 +22,6 @@ FAMILY = {"generation": "sd", "detection": "owl", "classification": "open_clip"}
 
 
 @pytest.fixture(scope="module")
-def tiny_models():
-    return {task: build_tiny(f) for task, f in FAMILY.items()} | {"scorer": build_tiny("hf_clip")}
-
-
-@pytest.fixture(scope="module")
 def dataset():
     return load_dataset("mini-objects")
 

@@ -94,7 +94,7 @@ def _kill_when(proc: subprocess.Popen, store: ResultStore, finished: int, timeou
     proc.wait()
 
 
-@pytest.mark.parametrize("backend", ["local", "ray"])
+@pytest.mark.parametrize("backend", ["local", pytest.param("ray", marks=pytest.mark.slow)])  # ray: 48 s
 def test_kill_9_at_several_points_then_resume_finishes_every_trial_exactly_once(tmp_path, backend, request):
     if backend == "ray":
         pytest.importorskip("ray")

@@ -15,12 +15,6 @@ from vwlib.transfer import fit_all, fit_transfer, nearest_words
 from vwlib.trials import Trial
 
 
-@pytest.fixture(scope="module")
-def models():
-    return {"generation": build_tiny("sd"), "detection": build_tiny("owl"), "classification": build_tiny("open_clip"),
-            "scorer": build_tiny("hf_clip")}
-
-
 @pytest.mark.parametrize("family", ["sd", "owl", "open_clip", "hf_clip"])
 def test_last_layer_activation_is_the_models_own_pooled_output(family):
     loaded = build_tiny(family)
@@ -45,9 +39,9 @@ def test_last_layer_activation_is_the_models_own_pooled_output(family):
     assert not torch.allclose(acts[1], last)
 
 
-def test_fit_all_six_maps_with_quality(models, tmp_path):
+def test_fit_all_six_maps_with_quality(tiny_models, tmp_path):
     store = ResultStore(tmp_path)
-    maps = fit_all("tiny", models, "lstsq", store=store)
+    maps = fit_all("tiny", tiny_models, "lstsq", store=store)
     assert len(maps) == 6 and len(list(store.maps_dir.glob("*.safetensors"))) == 6
     assert set(store.map_paths("tiny", "lstsq")) == set(maps)
     for (src, dst), tmap in maps.items():
@@ -70,24 +64,24 @@ def test_mlp_map_fits_its_training_rows_better_than_lstsq():
     assert mlp.quality["r2"] > lstsq.quality["r2"]  # and on held-out rows too
 
 
-def test_transferred_words_are_scored_by_the_target_evaluators(models, tmp_path):
+def test_transferred_words_are_scored_by_the_target_evaluators(tiny_models, tmp_path):
     store = ResultStore(tmp_path / "runs")
     trials = [Trial("tiny", "classification", "mini-objects", "star", "star", math.inf, steps=2),
               Trial("tiny", "detection", "mini-objects", "ring", "heart", 0.5, steps=2)]
-    run_trials(trials, store, progress=False, models={("tiny", t.task): models[t.task] for t in trials})
-    maps = fit_all("tiny", models, "lstsq")
-    n = evaluate_transfers(store, maps, models, task_kwargs={"generation": {"num_inference_steps": 1}})
+    run_trials(trials, store, progress=False, models={("tiny", t.task): tiny_models[t.task] for t in trials})
+    maps = fit_all("tiny", tiny_models, "lstsq")
+    n = evaluate_transfers(store, maps, tiny_models, task_kwargs={"generation": {"num_inference_steps": 1}})
     assert n == 4
     table = store.table()
-    assert len(table) == 6  # 2 words x 3 evaluating models: the in-domain cell and two transfers each
+    assert len(table) == 6  # 2 words x 3 evaluating tiny_models: the in-domain cell and two transfers each
     cross = table[table["evaluated_on"] != table["task"]]
     assert set(cross["transfer_method"]) == {"lstsq"} and cross["nearest_word"].notna().all()
-    assert evaluate_transfers(store, maps, models) == 0  # idempotent
+    assert evaluate_transfers(store, maps, tiny_models) == 0  # idempotent
     stale = store.path(trials[0]) / "eval-detection.json"  # as if the detector had been retrained since
     record = json.loads(stale.read_text())
     assert record["target_fingerprint"] == "random+nms0.5"  # the detector's weights and its NMS threshold
     stale.write_text(json.dumps(record | {"target_fingerprint": "older"}))
-    assert evaluate_transfers(store, maps, models) == 1
+    assert evaluate_transfers(store, maps, tiny_models) == 1
 
 
 def test_nearest_words_of_an_anchor_row_is_the_anchor():
@@ -124,11 +118,11 @@ def test_cli_transfer_fit_and_probe(tmp_path):
     assert table[["purity_concept", "purity_anchor"]].stack().between(0, 1).all()
 
 
-def test_transfer_evaluation_can_be_limited_to_a_studys_trials(models, tmp_path):
+def test_transfer_evaluation_can_be_limited_to_a_studys_trials(tiny_models, tmp_path):
     store = ResultStore(tmp_path / "runs")
     trials = [Trial("tiny", "classification", "mini-objects", c, "star", math.inf, steps=2) for c in ("star", "ring")]
-    run_trials(trials, store, progress=False, models={("tiny", "classification"): models["classification"]})
-    maps = {k: v for k, v in fit_all("tiny", models, "lstsq").items() if k == ("classification", "detection")}
-    assert evaluate_transfers(store, maps, models, trials=trials[:1]) == 1  # the other word is not this study's
+    run_trials(trials, store, progress=False, models={("tiny", "classification"): tiny_models["classification"]})
+    maps = {k: v for k, v in fit_all("tiny", tiny_models, "lstsq").items() if k == ("classification", "detection")}
+    assert evaluate_transfers(store, maps, tiny_models, trials=trials[:1]) == 1  # the other word is not this study's
     assert not (store.path(trials[1]) / "eval-detection.json").exists()
-    assert evaluate_transfers(store, maps, models) == 1
+    assert evaluate_transfers(store, maps, tiny_models) == 1
