@@ -12,6 +12,7 @@ Usage:
     vw mini eval --json                     # the mini models' quality bars, on fresh held-out images
     vw notebooks [--profile mini]           # run all notebooks headlessly (what `make figures` does)
     vw sweep sweeps/mini.yaml [--backend ray --address auto]   # a grid of trials, resumable after kill -9
+    vw fidelity --out runs/fidelity [--json]   # the paper's three findings on the mini world, with 95% CIs
 """
 
 from __future__ import annotations
@@ -326,6 +327,24 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+def _cmd_fidelity(args) -> int:
+    from .fidelity import fidelity
+
+    result = fidelity(args.out, profile=args.profile, concepts=args.concepts, progress=not args.json,
+                      device=args.device)
+    if args.json:
+        print(json.dumps(result, default=float))
+        return 0
+    for c in result["checks"]:
+        verdict = {True: "pass", False: "FAIL", None: ""}[c["passed"]]
+        bar = "" if c["threshold"] is None else f"{c['op']} {c['threshold']:.3f}"
+        print(f"{c['check']:<62} {c['value']:7.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}] n={c['n']:<4} "
+              f"{bar:<10} {verdict}")
+    print(f"{result['passed']} passed, {result['failed']} failed ({result['info']} reported without a threshold); "
+          f"{result['seconds']} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vw", description="vwlib: learn words for visual concepts and test whether they transfer between "
                "generation, detection and classification models.")
@@ -406,6 +425,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default="mini", choices=PROFILES)
     s.add_argument("--full", action="store_true", help="the full 10 x 10 grid (default: the quick 5 x 5 one)")
     s.set_defaults(func=_cmd_notebooks)
+
+    s = sub.add_parser("fidelity", help="does the mini world reproduce the paper? every check with its 95%% CI")
+    s.add_argument("--out", type=folder, default="runs/fidelity", help="the result store (missing words are trained)")
+    s.add_argument("--profile", default="mini", choices=PROFILES)
+    s.add_argument("--concepts", type=positive_int, default=10, help="the n x n grid of each dataset (10: the "
+                   "fidelity grid; fewer for a quick look)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--device", type=device, default="cpu")
+    s.set_defaults(func=_cmd_fidelity)
 
     s = sub.add_parser("sweep", help="run a sweep file's grid of trials locally or on a Ray cluster (resumable)")
     s.add_argument("config", help="a sweep YAML file (see sweeps/)")

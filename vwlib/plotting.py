@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .paths import FIGURES_ENV, figures_dir  # noqa: F401 (figures_dir is part of this module's API)
+from .paths import figures_dir
 
 
 def save(fig, name: str, out_dir: str | os.PathLike | None = None, dpi: int = 150) -> Path:

@@ -49,14 +49,19 @@ def pooled_activations(text, ids: torch.Tensor, anchor_ids=None, vectors=None, l
     return acts
 
 
-def knn_purity(x: torch.Tensor | np.ndarray, labels, k: int = 5) -> float:
-    """Mean share of each point's k nearest neighbours (Euclidean, itself excluded) that share its label."""
+def knn_shares(x: torch.Tensor | np.ndarray, labels, k: int = 5) -> np.ndarray:
+    """[N]: the share of each point's k nearest neighbours (Euclidean, itself excluded) that share its label."""
     x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     labels = torch.as_tensor(np.asarray(labels))
     d = torch.cdist(x, x)
     d.fill_diagonal_(float("inf"))
     nn = d.topk(min(k, len(x) - 1), largest=False).indices
-    return float((labels[nn] == labels[:, None]).double().mean())
+    return (labels[nn] == labels[:, None]).double().mean(1).numpy()
+
+
+def knn_purity(x: torch.Tensor | np.ndarray, labels, k: int = 5) -> float:
+    """Mean share of each point's k nearest neighbours (Euclidean, itself excluded) that share its label."""
+    return float(knn_shares(x, labels, k).mean())
 
 
 def project_2d(x, method: str = "tsne", perplexity: float = 10.0, seed: int = 0) -> np.ndarray:

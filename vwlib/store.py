@@ -6,6 +6,7 @@
         eval-<task>.json         metrics of the word evaluated by <task>'s model: in-domain when <task> is the
                                  trial's own task, after transfer otherwise (written by later stages)
     <root>/maps/<profile>-<src>-to-<dst>-<method>[-output].safetensors    the transfer maps the words were mapped by
+    <root>/records/<name>.json   derived measurements (null-word floors, name controls, layer probes: vw fidelity)
 
 The store owns these files: every other module reads and writes them through its methods.
 
@@ -143,6 +144,20 @@ class ResultStore:
         if trials is None:
             trials = [Trial.from_dict(read_config(d)) for d in self.trial_dirs()]
         return [t for t in trials if self.done(t) and self.status(t) == status]
+
+    # -- derived measurements (vw fidelity) ------------------------------------------------------------------------
+    def record_path(self, name: str) -> Path:
+        return self.root / "records" / f"{name}.json"
+
+    def write_record(self, name: str, record: dict) -> None:
+        """Keep a derived measurement (floors, name controls, probes) beside the trials, atomically."""
+        path = self.record_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, _dump(record))
+
+    def read_record(self, name: str) -> dict | None:
+        path = self.record_path(name)
+        return json.loads(path.read_text()) if path.is_file() else None
 
     # -- transfer maps -------------------------------------------------------------------------------------------
     @property

@@ -11,7 +11,7 @@ from vwlib.runner import evaluate_transfers, run_trials
 from vwlib.probes import pooled_activations
 from vwlib.store import ResultStore
 from vwlib.text import TextSide
-from vwlib.transfer import fit_all, fit_transfer, nearest_words
+from vwlib.transfer import fit_all, nearest_words
 from vwlib.trials import Trial
 
 
