@@ -13,6 +13,8 @@ Usage:
     vw notebooks [--profile mini]           # run all notebooks headlessly (what `make figures` does)
     vw sweep sweeps/mini.yaml [--backend ray --address auto]   # a grid of trials, resumable after kill -9
     vw fidelity --out runs/fidelity [--json]   # the paper's three findings on the mini world, with 95% CIs
+
+Subcommands import what they need when they run, so that `vw tokens` or a refused argument answers at once.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from .datasets import load_dataset
 from .engine import masked_adam
 from .errors import VWError
 from .metrics import NAME_PROMPT
+from .profiles import load_model
 from .stats import bootstrap_ci
 from .tasks import PROMPTS, TrialBatch, make_batch, make_task
 from .vision import clip_image_features, owl_image_side
@@ -114,8 +115,6 @@ def modality_gap_table(profile: str, store, trials: list, models: dict | None = 
     95% bootstrap CI over embeddings) of the concepts' name prompts, of the input-space words and of the
     output-space embeddings among `trials` (finished ones; input- and output-space, trained for that task)."""
     import pandas as pd
-
-    from .profiles import load_model
 
     models = models or {}
     rows = []

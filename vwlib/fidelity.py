@@ -141,11 +141,12 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, ("input",), trials)
     stamp = _stamp(cfg.profile)
     out = {"floors": {}, "names": {}, "delta0": {}}
+    tasks = _TaskCache(cfg, models)
     for dataset in cfg.datasets:
         concepts = cfg.concepts_of(dataset)
         own = [own_anchor(dataset, c) for c in concepts]
         for task_name in TASKS:
-            task = _task(cfg, models, task_name, dataset)
+            task = tasks(task_name, dataset)
             out["floors"][f"{dataset}/{task_name}"] = _cached(
                 store, f"floor-{dataset}-{task_name}", stamp,
                 lambda: null_scores(task, concepts, own, cfg.profile))
@@ -155,7 +156,7 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     texts = {t: TextSide(models[t]) for t in TASKS}
     words = [w for w in world_words() if all(_known(texts[t], w) for t in TASKS)]
     out["vocabulary"] = _cached(store, "vocabulary", stamp, lambda: _vocabulary(cfg.profile, texts, words))
-    out["delta0"] = _cached(store, "delta0", stamp, lambda: _delta0(cfg, models, texts))
+    out["delta0"] = _cached(store, "delta0", stamp, lambda: _delta0(cfg, tasks, texts))
     out["layers"] = _cached(store, "layers", stamp, lambda: _layers(cfg, store, models, texts))
     out["blocks"] = {t: texts[t].num_layers for t in TASKS} | {"scorer": TextSide(models["scorer"]).num_layers}
     keys = {t.key() for t in trials}
@@ -165,11 +166,20 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     return out
 
 
-def _task(cfg, models, task_name, dataset):
-    kwargs = task_kwargs_for(cfg.profile, task_name, cfg.task_kwargs)
-    if task_name == "generation":
-        kwargs["scorer"] = models["scorer"]
-    return make_task(task_name, models[task_name], load_dataset(dataset), **kwargs)
+class _TaskCache:
+    """Each (task, dataset) built once: building caches the image side, the costly part."""
+
+    def __init__(self, cfg: StudyConfig, models: dict):
+        self.cfg, self.models, self.built = cfg, models, {}
+
+    def __call__(self, task_name: str, dataset: str):
+        if (task_name, dataset) not in self.built:
+            kwargs = task_kwargs_for(self.cfg.profile, task_name, self.cfg.task_kwargs)
+            if task_name == "generation":
+                kwargs["scorer"] = self.models["scorer"]
+            self.built[(task_name, dataset)] = make_task(task_name, self.models[task_name], load_dataset(dataset),
+                                                         **kwargs)
+        return self.built[(task_name, dataset)]
 
 
 def _known(text, word: str) -> bool:
@@ -193,18 +203,20 @@ def _vocabulary(profile: str, texts: dict, words: list[str]) -> dict:
 
 
 @torch.no_grad()
-def _delta0(cfg: StudyConfig, models: dict, texts: dict) -> dict:
+def _delta0(cfg: StudyConfig, tasks: _TaskCache, texts: dict) -> dict:
     """The δ = 0 control: each grid trial's anchor row itself (no training), mapped into each other model and scored
     there; and in its own model (the anchor word as it is)."""
-    out = {}
+    out, maps = {}, {}
     for dataset in cfg.datasets:
         for src in TASKS:
             trials = [t for t in replace(cfg, datasets=(dataset,), tasks=(src,), deltas=("inf",)).trials()]
-            ids = torch.tensor([single_token_id(models[src].tokenizer, t.anchor) for t in trials])
+            ids = torch.tensor([single_token_id(texts[src].loaded.tokenizer, t.anchor) for t in trials])
             rows = texts[src].embedding.weight.detach()[ids].float()
             for dst in TASKS:
-                task = _task(cfg, models, dst, dataset)
-                words = rows if dst == src else fit_transfer(texts[src], texts[dst], "lstsq")(rows)
+                task = tasks(dst, dataset)
+                if dst != src and (src, dst) not in maps:
+                    maps[(src, dst)] = fit_transfer(texts[src], texts[dst], cfg.transfer_method)
+                words = rows if dst == src else maps[(src, dst)](rows)
                 batch = make_batch(task, [replace(t, task=dst) for t in trials])
                 out[f"{dataset}/{src}->{dst}"] = _metric(dst, task.evaluate(words, batch))
     return out
@@ -333,7 +345,20 @@ def report(measured: dict) -> dict:
     passed = sum(c["passed"] is True for c in checks)
     failed = sum(c["passed"] is False for c in checks)
     return {"checks": checks, "passed": passed, "failed": failed, "info": len(checks) - passed - failed,
-            "matrix": transfer_matrix_vs_paper(scores), "seconds": measured.get("seconds")}
+            "matrix": transfer_matrix_vs_paper(scores), "curves": _curves(inside, own),
+            "floors": {k: float(np.mean(v)) for k, v in floors.items()},
+            "names": {k: float(np.mean(v)) for k, v in names.items() if v}, "seconds": measured.get("seconds")}
+
+
+def _curves(inside: pd.DataFrame, own: pd.Series) -> list[dict]:
+    """In-domain mean and 95% CI per (dataset, task, δ), over all words and over unrelated anchors only."""
+    rows = []
+    for (dataset, task, delta), g in inside.groupby(["dataset", "evaluated_on", "delta"]):
+        for words, sel in (("all", g), ("unrelated", g[~own.loc[g.index]])):
+            mean, lo, hi = bootstrap_ci(sel.score)
+            rows.append({"dataset": dataset, "task": task, "delta": float(delta), "words": words, "mean": mean,
+                         "ci_low": lo, "ci_high": hi, "n": len(sel)})
+    return rows
 
 
 def transfer_matrix_vs_paper(scores: pd.DataFrame) -> list[dict]:
@@ -362,7 +387,8 @@ def _is_own(frame: pd.DataFrame) -> pd.Series:
 
 
 def fidelity(out: str = FIDELITY_GRID.out, profile: str = "mini", concepts: int = 10, progress: bool = True,
-             device: str = "cpu") -> dict:
-    """Measure (what the store lacks) and report the fidelity grid in result store `out`."""
-    cfg = replace(FIDELITY_GRID, out=str(out), profile=profile, concepts=concepts)
+             device: str = "cpu", datasets: tuple = MINI_DATASETS) -> dict:
+    """Measure (what the store lacks) and report the fidelity grid (`concepts` x `concepts` per dataset) in result
+    store `out`."""
+    cfg = replace(FIDELITY_GRID, out=str(out), profile=profile, concepts=concepts, datasets=tuple(datasets))
     return report(measure(cfg, progress=progress, device=device))

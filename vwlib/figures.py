@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .stats import CHANCE, HEADLINE, summary
+from .stats import CHANCE, HEADLINE, paper_reference, summary
 
 # The paper dataset each mini dataset mirrors, for overlaying the paper's numbers.
 ANALOGUE = {"mini-objects": "imagenet", "mini-instances": "dreambooth", "mini-scenes": "coco"}
@@ -227,3 +227,71 @@ def modality_gap_plot(table: pd.DataFrame):
     axes[0, -1].legend(fontsize=8, frameon=False, loc="best")
     fig.tight_layout()
     return fig
+
+
+def fidelity_figure(result: dict):
+    """Does the mini world reproduce the paper? Top: in-domain score against δ per evaluating model (one line per
+    dataset, all words solid, unrelated anchors dashed), the floor (dotted) and the name control (star), the paper's
+    in-domain curve of the analogue dataset in grey. Bottom: the δ = ∞ transfer matrix, mini (mean over datasets)
+    beside the paper's (mean over its analogue datasets); the checks that passed and failed, per finding."""
+    curves = pd.DataFrame(result["curves"])
+    ref = paper_reference("fig6_delta")
+    fig = plt.figure(figsize=(12, 7.2))
+    grid = fig.add_gridspec(2, 3, height_ratios=(1.1, 1))
+    colours = dict(zip(sorted(curves["dataset"].unique()) if len(curves) else [], ("tab:blue", "tab:orange",
+                                                                                     "tab:green", "tab:red")))
+    pos = _delta_positions(curves["delta"]) if len(curves) else {}
+    for c, task in enumerate(HEADLINE):
+        ax = fig.add_subplot(grid[0, c])
+        for dataset, colour in colours.items():
+            for words, ls in (("all", "-"), ("unrelated", "--")):
+                s = curves[(curves.dataset == dataset) & (curves.task == task) & (curves.words == words)]
+                s = s.assign(x=s["delta"].map(pos)).sort_values("x")
+                ax.plot(s.x, s["mean"], ls=ls, marker="o", ms=3, color=colour,
+                        label=f"{dataset}" if words == "all" else None)
+                ax.fill_between(s.x, s.ci_low, s.ci_high, color=colour, alpha=0.12)
+            key = f"{dataset}/{task}"
+            if key in result["floors"]:
+                ax.axhline(result["floors"][key], color=colour, ls=":", lw=1)
+            if key in result["names"] and pos:
+                ax.plot([max(pos.values()) + 0.35], [result["names"][key]], marker="*", ms=9, color=colour)
+            paper = ref[(ref.metric_model_task == task) & (ref.trained_for == task)
+                        & (ref.dataset == ANALOGUE.get(dataset))]
+            paper = paper.assign(x=paper["delta"].map(pos)).dropna(subset=["x"]).sort_values("x")
+            ax.plot(paper.x, paper["mean"], color="gray", lw=1, alpha=0.6)
+        ax.set_xticks(list(pos.values()), ["∞" if math.isinf(d) else f"{d:g}" for d in pos])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{HEADLINE[task][1]} (in-domain)", fontsize=9)
+        ax.set_xlabel("δ  (dotted: floor; ★: the concept's name; grey: paper)", fontsize=7)
+        if c == 0:
+            ax.legend(fontsize=7, frameon=False, loc="upper left")
+    tasks = list(HEADLINE)
+    matrix = pd.DataFrame(result["matrix"])
+    for c, (column, title) in enumerate((("mean", "mini world, δ = ∞"), ("paper", "paper, δ = ∞"))):
+        ax = fig.add_subplot(grid[1, c])
+        m = (matrix.pivot_table(index="trained_for", columns="evaluated_on", values=column, aggfunc="mean")
+             .reindex(index=tasks, columns=tasks) if len(matrix) else pd.DataFrame(index=tasks, columns=tasks))
+        ax.imshow(m.values.astype(float), vmin=0, vmax=1, cmap="viridis")
+        for i in range(3):
+            for j in range(3):
+                v = float(m.values[i, j])
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
+        ax.set_xticks(range(3), [t[:5] + "." for t in tasks], fontsize=8)
+        ax.set_yticks(range(3), [t[:5] + "." for t in tasks], fontsize=8)
+        ax.set_xlabel("evaluated on", fontsize=8)
+        ax.set_ylabel("trained for", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    ax = fig.add_subplot(grid[1, 2])
+    findings = ["control", "delta", "vocabulary", "transfer", "floor", "layers"]
+    judged = [ch for ch in result["checks"] if ch["passed"] is not None]
+    passed = [sum(ch["passed"] for ch in judged if ch["check"].startswith(f)) for f in findings]
+    failed = [sum(not ch["passed"] for ch in judged if ch["check"].startswith(f)) for f in findings]
+    ax.barh(findings, passed, color="tab:green", label="passed")
+    ax.barh(findings, failed, left=passed, color="tab:red", label="failed")
+    ax.invert_yaxis()
+    ax.set_title(f"checks: {result['passed']} passed, {result['failed']} failed", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import compact
+from . import compact, vision
 from .errors import MissingModelError, VWError
 from .loaders import KEY_FILE, Loaded, build_tiny, load_from_dir
 from .paths import CHECKPOINTS, MODELS_DIR_ENV
@@ -104,12 +104,10 @@ def evaluator_fingerprint(profile: str, task: str) -> str:
     """What a task's scores depend on: the task model's weights, for generation also the scorer's (it votes on the
     generated images), for detection also the NMS threshold of its post-processing; so a retrained scorer or a new
     threshold re-scores stored words instead of reusing stale metrics (the words themselves are not retrained)."""
-    from .vision import OWL_NMS_IOU
-
     own = fingerprint(profile, task)
     if task == "generation":
         return f"{own}+{fingerprint(profile, 'scorer')}"
-    return f"{own}+nms{OWL_NMS_IOU:g}" if task == "detection" else own
+    return f"{own}+nms{vision.OWL_NMS_IOU:g}" if task == "detection" else own
 
 
 @functools.lru_cache(maxsize=32)

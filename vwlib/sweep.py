@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 
 from .errors import VWError
-from .profiles import load_model
+from .profiles import PROFILES, load_model
 from .runner import group_trials, run_trials, transfer_all, validate
 from .store import ResultStore
 from .study import StudyConfig
@@ -114,8 +114,6 @@ def _check_types(path: Path, study: dict, run: dict) -> None:
         wrong_bool = isinstance(value, bool) and bool not in kinds  # YAML's true is an int to Python
         if not isinstance(value, kinds) or wrong_bool:
             raise VWError(f"{path}: {key} must be {' or '.join(words[k] for k in kinds)}, got {value!r}")
-    from .profiles import PROFILES
-
     if study.get("profile", "mini") not in PROFILES:
         raise VWError(f"{path}: unknown profile {study['profile']!r}; choose one of {', '.join(PROFILES)}")
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from .errors import VWError
+from .profiles import fingerprint
 
 TASKS = ("generation", "detection", "classification")
 SPACES = ("input", "output")  # input: a token embedding (the paper); output: the text encoder's output (ConES)
@@ -76,8 +77,6 @@ class Trial:
         so a retrained model's trials never collide with its predecessor's. (What scores the word, e.g. the scorer
         of generations, is stamped on each evaluation instead: a new scorer re-scores words, it does not retrain
         them.)"""
-        from .profiles import fingerprint
-
         content = {**self.to_dict(), "model": fingerprint(self.profile, self.task)}
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:8]
         delta = "inf" if math.isinf(self.delta) else f"{self.delta:g}"
