@@ -25,6 +25,7 @@ Usage:
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import replace
@@ -115,9 +116,14 @@ def vocabulary_round_trips(src_text, dst_text, words: list[str]) -> list[bool]:
 # Collecting everything into the store
 # --------------------------------------------------------------------------------------------------------------
 
-def _stamp(profile: str, tasks=TASKS) -> dict:
-    return {t: evaluator_fingerprint(profile, t) for t in tasks} | {f"{t}-weights": fingerprint(profile, t)
-                                                                    for t in tasks}
+def _stamp(cfg: StudyConfig) -> dict:
+    """What a record depends on: the models' weights and evaluators, and the grid it was measured on (JSON-normal,
+    so a stamp read back from disk compares equal)."""
+    models = {t: evaluator_fingerprint(cfg.profile, t) for t in TASKS}
+    models |= {f"{t}-weights": fingerprint(cfg.profile, t) for t in TASKS}
+    grid = {"datasets": cfg.datasets, "concepts": cfg.concepts, "anchors": cfg.anchors, "deltas": cfg.deltas,
+            "transfer_method": cfg.transfer_method, "task_kwargs": cfg.task_kwargs, "steps": cfg.steps, "lr": cfg.lr}
+    return json.loads(json.dumps({"models": models, "grid": grid}, default=str))
 
 
 def _cached(store: ResultStore, name: str, stamp: dict, compute):
@@ -139,7 +145,7 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     trials = cfg.trials()
     run_trials(trials, store, device=device, progress=progress, models=keyed, task_kwargs=cfg.task_kwargs)
     transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, ("input",), trials)
-    stamp = _stamp(cfg.profile)
+    stamp = _stamp(cfg)
     out = {"floors": {}, "names": {}, "delta0": {}}
     tasks = _TaskCache(cfg, models)
     for dataset in cfg.datasets:

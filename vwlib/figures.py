@@ -232,10 +232,10 @@ def modality_gap_plot(table: pd.DataFrame):
 def fidelity_figure(result: dict):
     """Does the mini world reproduce the paper? Top: in-domain score against δ per evaluating model (one line per
     dataset, all words solid, unrelated anchors dashed), the floor (dotted) and the name control (star), the paper's
-    in-domain curve of the analogue dataset in grey. Bottom: the δ = ∞ transfer matrix, mini (mean over datasets)
+    in-domain curve of the analogue dataset (dash-dot; its δ = ∞ point from Fig. 3). Bottom: the δ = ∞ transfer matrix, mini (mean over datasets)
     beside the paper's (mean over its analogue datasets); the checks that passed and failed, per finding."""
     curves = pd.DataFrame(result["curves"])
-    ref = paper_reference("fig6_delta")
+    ref, free = paper_reference("fig6_delta"), paper_reference("fig3_unconstrained")  # the paper's δ curve and δ = ∞
     fig = plt.figure(figsize=(12, 7.2))
     grid = fig.add_gridspec(2, 3, height_ratios=(1.1, 1))
     colours = dict(zip(sorted(curves["dataset"].unique()) if len(curves) else [], ("tab:blue", "tab:orange",
@@ -255,14 +255,18 @@ def fidelity_figure(result: dict):
                 ax.axhline(result["floors"][key], color=colour, ls=":", lw=1)
             if key in result["names"] and pos:
                 ax.plot([max(pos.values()) + 0.35], [result["names"][key]], marker="*", ms=9, color=colour)
-            paper = ref[(ref.metric_model_task == task) & (ref.trained_for == task)
-                        & (ref.dataset == ANALOGUE.get(dataset))]
+            paper = pd.concat([ref[["metric_model_task", "trained_for", "dataset", "delta", "mean"]],
+                               free.assign(delta=math.inf)[["metric_model_task", "trained_for", "dataset", "delta",
+                                                            "mean"]]])
+            paper = paper[(paper.metric_model_task == task) & (paper.trained_for == task)
+                          & (paper.dataset == ANALOGUE.get(dataset))]
             paper = paper.assign(x=paper["delta"].map(pos)).dropna(subset=["x"]).sort_values("x")
-            ax.plot(paper.x, paper["mean"], color="gray", lw=1, alpha=0.6)
+            ax.plot(paper.x, paper["mean"], color=colour, ls="-.", lw=1, alpha=0.5)
         ax.set_xticks(list(pos.values()), ["∞" if math.isinf(d) else f"{d:g}" for d in pos])
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{HEADLINE[task][1]} (in-domain)", fontsize=9)
-        ax.set_xlabel("δ  (dotted: floor; ★: the concept's name; grey: paper)", fontsize=7)
+        ax.set_xlabel("δ  (dashed: unrelated anchors; dotted: floor; ★: the concept's name;\n"
+                      "dash-dot: the paper's analogue dataset)", fontsize=7)
         if c == 0:
             ax.legend(fontsize=7, frameon=False, loc="upper left")
     tasks = list(HEADLINE)

@@ -20,6 +20,9 @@ def test_fidelity_measures_once_then_reads(tmp_path):
     second = report(measure(cfg, progress=False))
     assert {p: p.stat().st_mtime_ns for p in records} == stamps  # read, not recomputed
     assert json.dumps(first["checks"], default=float) == json.dumps(second["checks"], default=float)
+    wider = report(measure(replace(cfg, concepts=3), progress=False))  # another grid: measured anew, not reused
+    assert {p: p.stat().st_mtime_ns for p in records} != stamps
+    assert {c["check"]: c["n"] for c in wider["checks"]}["floor/mini-objects/classification"] == 30
     checks = {c["check"]: c for c in first["checks"]}
     assert checks["floor/mini-objects/classification"]["n"] == 20  # 10 null words per concept
     assert checks["name/mini-objects/generation"]["n"] == 20  # 10 seeds per concept name

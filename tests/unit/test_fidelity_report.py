@@ -113,3 +113,17 @@ def test_totals_and_the_matrix_beside_the_paper(checks):
                                                                                           "classification"))
     assert cell["mean"] == pytest.approx(0.9) and cell["paper"] == pytest.approx(0.995)  # ImageNet, DFN
     assert all(math.isfinite(c["ci_low"]) for c in judged if c["n"])
+
+
+def test_the_fidelity_figure_draws_the_curves_the_matrices_and_the_verdicts(checks):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vwlib.figures import fidelity_figure
+
+    fig = fidelity_figure(checks["_result"])
+    assert len(fig.axes) == 6
+    curves = fig.axes[2]  # classifier accuracy: all words, unrelated anchors, the paper's curve, the name's star
+    assert [round(y, 3) for y in curves.get_lines()[0].get_ydata()] == [0.475, 0.8, 0.9]
+    assert any(l.get_marker() == "*" and l.get_ydata()[0] == 1.0 for l in curves.get_lines())
+    assert "15 passed, 6 failed" in fig.axes[5].get_title()
