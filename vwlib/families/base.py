@@ -152,6 +152,21 @@ class Family:
         raise NotImplementedError
 
 
+class TransformersFamily(Family):
+    """Families whose model is one transformers `PreTrainedModel` with a processor (OWL-v2, HF CLIP)."""
+
+    def accelerate(self, compile: bool = False) -> None:
+        set_sdpa(self.model)
+        if compile:
+            self.text_module.forward = torch.compile(self.text_module.forward)
+
+    def save(self, path: Path, with_tokenizer: bool = False) -> None:
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.loaded.processor.image_processor.save_pretrained(path)
+        if with_tokenizer:
+            self.loaded.tokenizer.save_pretrained(path)
+
+
 def set_sdpa(model) -> None:
     """transformers models: use torch's scaled-dot-product attention (the libraries' default; checked here)."""
     if getattr(model.config, "_attn_implementation", "sdpa") != "sdpa":

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from ..tokenizer import EOS_ID, VOCAB_SIZE, clip_tokenizer
-from .base import Family, Loaded, batches, clip_text_config, folder_tokenizer, register, set_sdpa
+from .base import Loaded, TransformersFamily, batches, clip_text_config, folder_tokenizer, register
 from .owl import attention_mask
 
 
 @register
-class HFClipFamily(Family):
+class HFClipFamily(TransformersFamily):
     name = "hf_clip"
     key_file = "config.json"
     pad_id = EOS_ID
@@ -41,17 +41,6 @@ class HFClipFamily(Family):
             f = self.model.get_image_features(pixel_values=x)
             out.append(F.normalize(getattr(f, "pooler_output", f).float(), dim=-1))
         return torch.cat(out)
-
-    def accelerate(self, compile: bool = False) -> None:
-        set_sdpa(self.model)
-        if compile:
-            self.text_module.forward = torch.compile(self.text_module.forward)
-
-    def save(self, path: Path, with_tokenizer: bool = False) -> None:
-        self.model.save_pretrained(path, safe_serialization=True)
-        self.loaded.processor.image_processor.save_pretrained(path)
-        if with_tokenizer:
-            self.loaded.tokenizer.save_pretrained(path)
 
     @classmethod
     def load(cls, path: Path, device="cpu") -> Loaded:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..tokenizer import EOS_ID, VOCAB_SIZE, clip_tokenizer
-from .base import Family, Loaded, batches, clip_text_config, folder_tokenizer, register, set_sdpa
+from .base import Loaded, TransformersFamily, batches, clip_text_config, folder_tokenizer, register
 
 
 def attention_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -22,7 +22,7 @@ def attention_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
 
 
 @register
-class OwlFamily(Family):
+class OwlFamily(TransformersFamily):
     name = "owl"
     key_file = "config.json"
     max_tokens = 16  # OWL-v2: at most 16 query tokens
@@ -60,17 +60,6 @@ class OwlFamily(Family):
             side = torch.tensor([max(im.size) for im in chunk], dtype=torch.float, device=device).view(n, 1)
             parts["boxes"].append(torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1) * side[..., None])
         return {k: torch.cat(v).float() for k, v in parts.items()}
-
-    def accelerate(self, compile: bool = False) -> None:
-        set_sdpa(self.model)
-        if compile:
-            self.text_module.forward = torch.compile(self.text_module.forward)
-
-    def save(self, path: Path, with_tokenizer: bool = False) -> None:
-        self.model.save_pretrained(path, safe_serialization=True)
-        self.loaded.processor.image_processor.save_pretrained(path)
-        if with_tokenizer:
-            self.loaded.tokenizer.save_pretrained(path)
 
     @classmethod
     def load(cls, path: Path, device="cpu") -> Loaded:
