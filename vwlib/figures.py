@@ -243,7 +243,7 @@ def fidelity_figure(result: dict):
     pos = _delta_positions(curves["delta"]) if len(curves) else {}
     for c, task in enumerate(HEADLINE):
         ax = fig.add_subplot(grid[0, c])
-        for dataset, colour in colours.items():
+        for i, (dataset, colour) in enumerate(colours.items()):
             for words, ls in (("all", "-"), ("unrelated", "--")):
                 s = curves[(curves.dataset == dataset) & (curves.task == task) & (curves.words == words)]
                 s = s.assign(x=s["delta"].map(pos)).sort_values("x")
@@ -254,7 +254,7 @@ def fidelity_figure(result: dict):
             if key in result["floors"]:
                 ax.axhline(result["floors"][key], color=colour, ls=":", lw=1)
             if key in result["names"] and pos:
-                ax.plot([max(pos.values()) + 0.35], [result["names"][key]], marker="*", ms=9, color=colour)
+                ax.plot([max(pos.values()) + 0.25 + 0.12 * i], [result["names"][key]], marker="*", ms=9, color=colour)
             paper = pd.concat([ref[["metric_model_task", "trained_for", "dataset", "delta", "mean"]],
                                free.assign(delta=math.inf)[["metric_model_task", "trained_for", "dataset", "delta",
                                                             "mean"]]])
