@@ -19,12 +19,12 @@ A `Family` subclass wraps one loaded model and answers, for that family, every q
 | `build_tiny(width)` (class)     | a randomly initialised model of the same class and config shape             |
 
 Family-specific image sides (OWL-v2's per-patch embeddings and boxes, SD's VAE latents) are methods of those
-families only (`OwlFamily.image_side`, `SDFamily.latents`).
+families only (`OwlFamily.image_side`, `SDFamily.latents`). `TransformersFamily` holds what OWL-v2 and HF CLIP share (one
+transformers model and a processor: SDPA, compile, save).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,5 +195,3 @@ def batches(items, size: int):
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
-
-PathLike = str | os.PathLike
