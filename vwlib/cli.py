@@ -313,10 +313,10 @@ def _cmd_sweep(args) -> int:
     except argparse.ArgumentTypeError as e:
         raise VWError(f"{args.config}: out: {e}") from None
     check_anchors(sorted({t.anchor for t in cfg.trials()}))
-    for name in cfg.study.datasets:
-        if cfg.study.profile == "paper" and not args.dry_run:
-            from .datasets import require
+    if cfg.study.profile == "paper" and not args.dry_run:  # the paper's datasets must be on this machine
+        from .datasets import require
 
+        for name in cfg.study.datasets:
             require(name)
     if args.dry_run:
         trials, jobs = plan(cfg, ResultStore(cfg.study.out))

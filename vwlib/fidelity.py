@@ -45,7 +45,7 @@ from .study import StudyConfig
 from .tasks import PROMPTS, make_batch, make_task, task_kwargs_for
 from .text import TextSide
 from .tokenizer import single_token_id
-from .transfer import fit_transfer, shared_ids
+from .transfer import fit_all, load_maps, shared_ids
 from .trials import TASKS, Trial
 
 # The fidelity grid: every concept x every anchor of each mini dataset at three δ (100 words per cell).
@@ -161,9 +161,12 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
                 lambda: name_scores(task, concepts, own, cfg.profile))
     texts = {t: TextSide(models[t]) for t in TASKS}
     words = [w for w in world_words() if all(_known(texts[t], w) for t in TASKS)]
-    out["vocabulary"] = _cached(store, "vocabulary", stamp, lambda: _vocabulary(cfg.profile, texts, words))
-    out["delta0"] = _cached(store, "delta0", stamp, lambda: _delta0(cfg, tasks, texts))
-    out["layers"] = _cached(store, "layers", stamp, lambda: _layers(cfg, store, models, texts))
+    # the maps transfer_all fitted and stored: the vocabulary is judged on the paper's lstsq ones
+    maps = load_maps(store, cfg.profile, cfg.transfer_method)
+    lstsq = maps if cfg.transfer_method == "lstsq" else fit_all(cfg.profile, models, "lstsq", store=store)
+    out["vocabulary"] = _cached(store, "vocabulary", stamp, lambda: _vocabulary(lstsq, texts, words))
+    out["delta0"] = _cached(store, "delta0", stamp, lambda: _delta0(cfg, tasks, texts, maps))
+    out["layers"] = _cached(store, "layers", stamp, lambda: _layers(cfg, store, texts, maps))
     out["blocks"] = {t: texts[t].num_layers for t in TASKS} | {"scorer": TextSide(models["scorer"]).num_layers}
     keys = {t.key() for t in trials}
     table = store.table()
@@ -196,12 +199,12 @@ def _known(text, word: str) -> bool:
     return bool((text.known_ids() == wid).any())
 
 
-def _vocabulary(profile: str, texts: dict, words: list[str]) -> dict:
+def _vocabulary(maps: dict, texts: dict, words: list[str]) -> dict:
     out = {}
     for src in TASKS:
         for dst in TASKS:
             if src != dst:
-                tmap = fit_transfer(texts[src], texts[dst], "lstsq")
+                tmap = maps[(src, dst)]
                 hits = vocabulary_round_trips(texts[src], texts[dst], words)
                 out[f"{src}->{dst}"] = {"r2": tmap.quality["r2"], "n_test": tmap.quality["n_test"],
                                         "words": words, "self_nearest": [bool(h) for h in hits]}
@@ -209,10 +212,10 @@ def _vocabulary(profile: str, texts: dict, words: list[str]) -> dict:
 
 
 @torch.no_grad()
-def _delta0(cfg: StudyConfig, tasks: _TaskCache, texts: dict) -> dict:
+def _delta0(cfg: StudyConfig, tasks: _TaskCache, texts: dict, maps: dict) -> dict:
     """The δ = 0 control: each grid trial's anchor row itself (no training), mapped into each other model and scored
     there; and in its own model (the anchor word as it is)."""
-    out, maps = {}, {}
+    out = {}
     for dataset in cfg.datasets:
         for src in TASKS:
             trials = [t for t in replace(cfg, datasets=(dataset,), tasks=(src,), deltas=("inf",)).trials()]
@@ -220,15 +223,13 @@ def _delta0(cfg: StudyConfig, tasks: _TaskCache, texts: dict) -> dict:
             rows = texts[src].embedding.weight.detach()[ids].float()
             for dst in TASKS:
                 task = tasks(dst, dataset)
-                if dst != src and (src, dst) not in maps:
-                    maps[(src, dst)] = fit_transfer(texts[src], texts[dst], cfg.transfer_method)
                 words = rows if dst == src else maps[(src, dst)](rows)
                 batch = make_batch(task, [replace(t, task=dst) for t in trials])
                 out[f"{dataset}/{src}->{dst}"] = _metric(dst, task.evaluate(words, batch))
     return out
 
 
-def _layers(cfg: StudyConfig, store: ResultStore, models: dict, texts: dict) -> dict:
+def _layers(cfg: StudyConfig, store: ResultStore, texts: dict, maps: dict) -> dict:
     """5-NN purity shares of the generator's end-of-text activations at evenly spaced layers, by concept and by
     anchor, for generation words (in-domain) and for classification and detection words mapped in, at δ = 0.5."""
     out = {}
@@ -242,7 +243,7 @@ def _layers(cfg: StudyConfig, store: ResultStore, models: dict, texts: dict) -> 
                 continue
             words = store.load_words(grid)
             if source != "generation":
-                words = fit_transfer(texts[source], target, cfg.transfer_method)(words)
+                words = maps[(source, "generation")](words)
             anchor_ids = torch.tensor([single_token_id(target.loaded.tokenizer, t.anchor) for t in grid])
             ids = target.ids([PROMPTS["generation"].format(t.anchor) for t in grid])
             acts = pooled_activations(target, ids, anchor_ids, words, layers)
