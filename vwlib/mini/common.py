@@ -46,3 +46,15 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "embedding" in name else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def freeze_rows(embedding: torch.nn.Embedding, ids: torch.Tensor) -> torch.utils.hooks.RemovableHandle:
+    """Keep rows `ids` of a token table at their values while the rest of the model trains: their gradient is zeroed
+    (a no-decay parameter group keeps AdamW from moving them otherwise). Returns the hook's handle."""
+    mask = torch.ones(embedding.weight.shape[0], 1)
+    mask[ids] = 0.0
+
+    def zero_frozen(grad):
+        return grad * mask.to(grad.device, grad.dtype)
+
+    return embedding.weight.register_hook(zero_frozen)

@@ -1,7 +1,8 @@
 """Architectures of the four mini models: the paper's classes, small configs, MiniLM-seeded token tables.
 
-Each model has its own text encoder, trained separately, and its own random projection of the shared word
-meanings (see vocab.py), so whether a word transfers between them is a real question.
+Each model has its own text encoder (6 blocks), trained separately, over a token table whose known rows are the
+shared word meanings under its own rotation and noise (see vocab.py), frozen while it trains: a linear map carries
+words between the tables, while what each encoder makes of a vector is its own.
 
 Usage:
     clf = build_mini("clip")        # Loaded(family="open_clip", ...) with an untrained, seeded model
@@ -16,6 +17,7 @@ from ..tokenizer import VOCAB_SIZE, clip_tokenizer
 from .vocab import init_token_table
 
 TEXT_WIDTH = 64
+TEXT_LAYERS = 6  # every mini text encoder: deep enough that layers can differ in what they encode (paper Fig. 7)
 CONTEXT = 32  # mini prompts are short; the paper models use 77 (SD, DFN) and 16 (OWL-v2)
 IMAGE_SIZE = {"sd": 32, "owl": 64, "clip": 64, "scorer": 32}
 SEEDS = {"clip": 11, "owl": 12, "sd": 13, "scorer": 14}  # one seed per model: its init and its projection
@@ -57,7 +59,7 @@ def _open_clip(image_size: int, vision_width: int, text_layers: int) -> Loaded:
 
 
 def _clip() -> Loaded:
-    return _open_clip(IMAGE_SIZE["clip"], vision_width=16, text_layers=3)
+    return _open_clip(IMAGE_SIZE["clip"], vision_width=16, text_layers=TEXT_LAYERS)
 
 
 def _scorer() -> Loaded:
@@ -65,14 +67,14 @@ def _scorer() -> Loaded:
     # judged the upsampled generations worse: 0.53 vs 0.62). An open_clip CLIP of its own (other width, depth, seed
     # and data), independent of mini-clip. The paper's scorer is a transformers CLIPModel: both families share one
     # feature code path (vwlib.mini.evaluate.clip_features).
-    return _open_clip(IMAGE_SIZE["scorer"], vision_width=32, text_layers=2)
+    return _open_clip(IMAGE_SIZE["scorer"], vision_width=32, text_layers=TEXT_LAYERS)
 
 
 def _owl() -> Loaded:
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
 
     config = Owlv2Config(
-        text_config=_text_config(3, 16),
+        text_config=_text_config(TEXT_LAYERS, 16),
         vision_config=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
                            image_size=IMAGE_SIZE["owl"], patch_size=8),
         projection_dim=64,

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from ..world import ObjectSpec, render, sample_scene, sample_single
 from .data import object_phrase
 from .models import IMAGE_SIZE, SEEDS, build_mini
-from .common import param_groups, to_clip_pixels, tokenize, warmup_cosine
+from .vocab import known_token_ids
+from .common import freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 
 SIZE = IMAGE_SIZE["owl"]
 
@@ -73,6 +74,7 @@ def assign_patches(boxes: list[list[float]], grid: int) -> torch.Tensor:
 def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12000, log_every: int = 50):
     loaded = build_mini("owl")
     model = loaded.model.train()
+    freeze_rows(loaded.token_embedding(), known_token_ids())
     images, scenes = _pool(pool_size, SEEDS["owl"] * 1000)
     grid = SIZE // model.config.vision_config.patch_size
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)

