@@ -28,7 +28,7 @@ from pathlib import Path
 from .errors import VWError
 
 TASKS = ("generation", "detection", "classification")
-PROFILES = ("paper", "mini", "tiny")
+PROFILES = ("paper", "mini", "tiny", "paper-random")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -172,9 +172,11 @@ def _cmd_mini(args) -> int:
 
         names = ["clip", "scorer", "owl", "sd"] if args.model == "all" else [args.model]
         for name in names:
-            info = train(name, args.out or CHECKPOINTS / "mini" / name, steps=args.steps)
+            # --out with --model all is a parent folder: one checkpoint folder per model inside it
+            out = (Path(args.out) / name if len(names) > 1 else args.out) if args.out else CHECKPOINTS / "mini" / name
+            info = train(name, out, steps=args.steps, device=args.device)
             print(f"mini-{name}: {info['steps']} steps in {info['wall_seconds'] / 60:.1f} min "
-                  f"on {info['threads']} threads, final loss {info['loss_curve'][-1][-1]:.4f}")
+                  f"on {args.device} ({info['threads']} threads), final loss {info['loss_curve'][-1][-1]:.4f}")
         return 0
     from .mini.evaluate import evaluate
 
@@ -369,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint folder (default: the shipped one, vwlib/checkpoints/mini/<model>)")
     s.add_argument("--json", action="store_true", help="eval: print one JSON object")
     s.add_argument("--per-concept", type=positive_int, default=20, help="eval: held-out images per concept")
+    s.add_argument("--device", type=device, default="cpu", help="train: cpu, cuda or cuda:N")
     s.set_defaults(func=_cmd_mini)
 
     s = sub.add_parser("train", help="train new words (a grid of trials) into a result store")

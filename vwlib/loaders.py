@@ -26,7 +26,8 @@ from .families import FAMILIES, Loaded, family
 TINY_WIDTH = 32  # every tiny text/vision width; the paper models use 1024 (SD), 512 (OWL), 768 (DFN)
 KEY_FILE = {name: cls.key_file for name, cls in FAMILIES.items()}
 
-__all__ = ["FAMILIES", "KEY_FILE", "Loaded", "TINY_WIDTH", "build_tiny", "load_from_dir", "save_model"]
+__all__ = ["FAMILIES", "KEY_FILE", "Loaded", "TINY_WIDTH", "build_paper_random", "build_tiny", "load_from_dir",
+           "save_model"]
 
 
 def load_from_dir(family_name: str, path: str | os.PathLike, device: str | torch.device = "cpu") -> Loaded:
@@ -54,3 +55,11 @@ def build_tiny(family_name: str, seed: int = 0, width: int = TINY_WIDTH) -> Load
     cls = family(family_name)
     torch.manual_seed(seed)
     return cls.build_tiny(width)
+
+
+def build_paper_random(family_name: str, seed: int = 0) -> Loaded:
+    """The paper's model of that family at full size (its published configuration) with random weights: the
+    `paper-random` profile, for shape, memory and speed checks of the paper path without its weights."""
+    cls = family(family_name)
+    torch.manual_seed(seed)
+    return cls.build_paper_random()

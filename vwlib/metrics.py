@@ -46,6 +46,7 @@ def detection_map(boxes: torch.Tensor, scores: torch.Tensor, targets: list[dict]
     from torchmetrics.detection import MeanAveragePrecision
 
     metric = MeanAveragePrecision(iou_type="bbox", box_format="xyxy", backend="pycocotools")
+    boxes, scores = boxes.float().cpu(), scores.float().cpu()  # targets are CPU tensors; scoring is bookkeeping
     metric.update([owl_detections(boxes[k], scores[k]) for k in range(len(boxes))], targets)
     out = metric.compute()
     return {"map": float(out["map"]), "map_50": float(out["map_50"])}

@@ -5,6 +5,7 @@
 | `paper` | SD 2.1, OWL-v2, DFN CLIP, OpenAI CLIP L/14 (the paper) | the Hugging Face cache, or $VWLIB_MODELS_DIR/<hub id> |
 | `mini`  | small models of the same classes, trained in this repo | `vwlib/checkpoints/mini/<role>` (shipped)      |
 | `tiny`  | random models of the same classes, for tests            | built in memory                               |
+| `paper-random` | the paper's four architectures at full size      | built in memory, random (vwlib/families/paper_configs.py) |
 
 Usage:
     import vwlib
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from . import compact, vision
 from .errors import MissingModelError, VWError
-from .loaders import KEY_FILE, Loaded, build_tiny, load_from_dir
+from .loaders import KEY_FILE, Loaded, build_paper_random, build_tiny, load_from_dir
 from .paths import CHECKPOINTS, MODELS_DIR_ENV
 
 ROLES = ("generation", "detection", "classification", "scorer")
@@ -29,7 +30,8 @@ ROLES = ("generation", "detection", "classification", "scorer")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of a profile. `source` is a hub id (paper), a checkpoint folder (mini) or "random" (tiny)."""
+    """One model of a profile. `source` is a hub id (paper), a checkpoint folder (mini), "random" (tiny) or
+    "paper-config" (paper-random: the paper's architecture, random weights)."""
 
     profile: str
     role: str
@@ -84,6 +86,7 @@ PROFILES: dict[str, dict[str, ModelSpec]] = {
     "mini": {r: ModelSpec("mini", r, {**_FAMILY, "scorer": "open_clip"}[r], str(CHECKPOINTS / "mini" / _MINI_NAME[r]),
                           "checkpoint") for r in ROLES},
     "tiny": {r: ModelSpec("tiny", r, _FAMILY[r], "random", "random") for r in ROLES},
+    "paper-random": {r: ModelSpec("paper-random", r, _FAMILY[r], "paper-config", "random") for r in ROLES},
 }
 
 
@@ -127,7 +130,8 @@ def load_model(profile: str, role: str, device: str = "cpu", seed: int = 0) -> L
     """Load the model playing `role` in `profile`; a missing model raises MissingModelError (one line, with the fix)."""
     spec = get_spec(profile, role)
     if spec.kind == "random":
-        loaded = build_tiny(spec.family, seed=seed)
+        build = build_paper_random if spec.source == "paper-config" else build_tiny
+        loaded = build(spec.family, seed=seed)
         loaded.model.to(device)
         return loaded
     path = spec.locate()

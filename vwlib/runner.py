@@ -58,20 +58,23 @@ def validate(trials: list[Trial], models: dict) -> None:
             single_token_id(loaded.tokenizer, t.anchor)
 
 
-def group_trials(trials: list[Trial], max_size: int = 0) -> list[tuple[tuple, list[Trial]]]:
+def group_trials(trials: list[Trial], max_size: int | dict[str, int] = 0) -> list[tuple[tuple, list[Trial]]]:
     """Trials that can share one batched forward pass: same (profile, task, dataset, steps, lr, space), at most
-    `max_size` per group (0: no limit), in first-seen order. Returns [((profile, task, dataset, steps, lr, space),
-    [Trial])]."""
+    `max_size` per group (0: no limit; a mapping: per task), in first-seen order. Returns [((profile, task, dataset,
+    steps, lr, space), [Trial])]."""
     groups: dict[tuple, list[Trial]] = defaultdict(list)
     for t in trials:
         steps, lr = DEFAULTS[t.profile][t.task]
         groups[(t.profile, t.task, t.dataset, t.steps or steps, t.lr or lr, t.space)].append(t)
-    size = max_size or max([len(g) for g in groups.values()], default=1)
-    return [(key, group[i:i + size]) for key, group in groups.items() for i in range(0, len(group), size)]
+    out = []
+    for key, group in groups.items():
+        size = (max_size.get(key[1], 0) if isinstance(max_size, dict) else max_size) or len(group)
+        out += [(key, group[i:i + size]) for i in range(0, len(group), size)]
+    return out
 
 
 def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool = True,
-               models: dict | None = None, task_kwargs: dict | None = None, max_size: int = 0,
+               models: dict | None = None, task_kwargs: dict | None = None, max_size: int | dict[str, int] = 0,
                compile: bool = False) -> list:
     """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs.
 

@@ -10,7 +10,8 @@ plus how to run it:
     concepts: 10                  # the first n concepts of each dataset
     anchors: grid                 # grid: n x n concepts x anchors; dataset: all 10 anchors; own: each its own
     deltas: [0.1, 0.5, inf]
-    group_size: 64                # trials per batched forward pass (one job); bound it by accelerator memory
+    group_size: 64                # trials per batched forward pass (one job), or one per task
+                                  # ({generation: 2, detection: 8, classification: 64}); bound it by GPU memory
     transfer: true                # after training, score every word in the two other task models
     device: cpu                   # cuda on GPU machines (bf16 frozen towers, SDPA, channels-last)
     compile: false                # torch.compile the UNet / text tower: pays off over long GPU sweeps
@@ -40,7 +41,7 @@ from .profiles import PROFILES, load_model
 from .runner import group_trials, run_trials, transfer_all, validate
 from .store import ResultStore
 from .study import StudyConfig
-from .trials import Trial
+from .trials import TASKS, Trial
 
 BACKENDS = ("local", "ray")
 
@@ -48,7 +49,7 @@ BACKENDS = ("local", "ray")
 @dataclass(frozen=True)
 class SweepConfig:
     study: StudyConfig
-    group_size: int = 64
+    group_size: int | dict = field(default=64, hash=False)  # trials per pass; or per task: {generation: 2, ...}
     transfer: bool = True
     device: str = "cpu"
     compile: bool = False  # torch.compile the dominant frozen module (long GPU sweeps)
@@ -89,14 +90,17 @@ def load_sweep(path: str | Path, **overrides) -> SweepConfig:
         cfg = SweepConfig(StudyConfig(**study), **run)
     except VWError as e:
         raise VWError(f"{path}: {e}") from None
-    if cfg.group_size < 1:
-        raise VWError(f"{path}: group_size must be >= 1, got {cfg.group_size}")
+    sizes = cfg.group_size if isinstance(cfg.group_size, dict) else {"all": cfg.group_size}
+    for task, size in sizes.items():
+        if task not in ("all", *TASKS) or isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise VWError(f"{path}: group_size must be a whole number >= 1, or one per task ({', '.join(TASKS)}), "
+                          f"got {cfg.group_size!r}")
     if cfg.device not in ("cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
         raise VWError(f"{path}: device must be cpu, cuda or cuda:N, got {cfg.device!r}")
     return cfg
 
 
-_TYPES = {"profile": str, "out": str, "transfer_method": str, "steps": int, "lr": (int, float), "group_size": int,
+_TYPES = {"profile": str, "out": str, "transfer_method": str, "steps": int, "lr": (int, float), "group_size": (int, dict),
           "transfer": bool, "compile": bool, "device": str, "ray": dict, "task_kwargs": dict,
           "concepts": (int, tuple), "anchors": (str, tuple), "datasets": tuple, "tasks": tuple, "deltas": tuple,
           "seeds": tuple, "spaces": tuple}

@@ -46,6 +46,7 @@ DEFAULTS = {
     "mini": {"generation": (100, 5e-3), "detection": (200, 5e-3), "classification": (200, 5e-3)},
     "tiny": {"generation": (4, 1e-2), "detection": (4, 1e-2), "classification": (4, 1e-2)},
 }
+DEFAULTS["paper-random"] = DEFAULTS["paper"]  # the paper's architectures with random weights: the paper's budget
 # Evaluation settings per profile (generation: DDIM steps and guidance; the paper's are 50 and 7.5).
 TASK_KWARGS = {
     "mini": {"generation": {"num_inference_steps": 30, "guidance_scale": 7.5, "batch_per_trial": 2}},
@@ -179,7 +180,9 @@ class DetectionTask(Task):
         self.train_embeds = side["class_embeds"]  # [N, P, E]
         positive = torch.zeros(self.train_embeds.shape[:2], dtype=torch.bool)
         for i, e in enumerate(dataset.train):
-            iou = box_iou(side["boxes"][i], torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4)).max(1).values
+            # labelling is bookkeeping: on the CPU, whatever device the image side lives on
+            iou = box_iou(side["boxes"][i].float().cpu(), torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4))
+            iou = iou.max(1).values
             positive[i] = iou >= self.IOU_POSITIVE
             positive[i, iou.argmax()] = True
         self.train_positive = positive.to(self.train_embeds.device)

@@ -37,8 +37,10 @@ def test_shipped_sweeps_expand_to_the_papers_word_counts(name, words):
 def test_bad_sweep_files_name_the_problem(tmp_path):
     with pytest.raises(VWError, match="unknown setting.*learning_rate.*known:"):
         load_sweep(_write_sweep(tmp_path / "a.yaml", tmp_path / "runs", learning_rate=0.1))
-    with pytest.raises(VWError, match="group_size must be >= 1"):
+    with pytest.raises(VWError, match="group_size must be a whole number >= 1, or one per task"):
         load_sweep(_write_sweep(tmp_path / "b.yaml", tmp_path / "runs", group_size=0))
+    with pytest.raises(VWError, match=r"group_size .* got \{'segmentation': 2\}"):
+        load_sweep(_write_sweep(tmp_path / "b.yaml", tmp_path / "runs", group_size={"segmentation": 2}))
     with pytest.raises(VWError, match="no sweep file"):
         load_sweep(tmp_path / "missing.yaml")
     with pytest.raises(VWError, match="unknown concept|not a single token|unknown dataset"):
@@ -55,6 +57,16 @@ def test_plan_groups_trials_into_batched_jobs(tmp_path):
     assert max(map(len, jobs)) == 3
     for job in jobs:  # a job shares one forward pass: one task model and dataset
         assert len({(t.task, t.dataset, t.steps) for t in job}) == 1
+
+
+def test_group_size_per_task(tmp_path):
+    """GPU memory bounds generation passes far below the text-only tasks (SD 2.1 at 768 px: 2 trials per 80 GB)."""
+    cfg = load_sweep(_write_sweep(tmp_path / "s.yaml", tmp_path / "runs", tasks=["classification", "detection"],
+                                  group_size={"classification": 3, "detection": 1}))
+    _, jobs = plan(cfg, ResultStore(cfg.study.out))
+    sizes = {task: [len(j) for j in jobs if j[0].task == task] for task in ("classification", "detection")}
+    assert max(sizes["classification"]) == 3 and sum(sizes["classification"]) == 8
+    assert sizes["detection"] == [1] * 8
 
 
 def _state(store: ResultStore) -> dict:

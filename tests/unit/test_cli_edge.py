@@ -33,7 +33,7 @@ CASES = [
     ("sweep not yaml", ["sweep", "{sweep}"], "profile: tiny\ndeltas: [0.1, inf\n", "is not valid YAML"),
     ("sweep not a mapping", ["sweep", "{sweep}"], "- tiny\n- mini\n", "a sweep file is a mapping"),
     ("sweep unknown key", ["sweep", "{sweep}"], SWEEP + "learning_rate: 0.1\n", "unknown setting(s) learning_rate"),
-    ("sweep group size", ["sweep", "{sweep}"], SWEEP + "group_size: 0\n", "group_size must be >= 1"),
+    ("sweep group size", ["sweep", "{sweep}"], SWEEP + "group_size: 0\n", "group_size must be a whole number >= 1"),
     ("sweep delta", ["sweep", "{sweep}"], SWEEP + "deltas: [0]\n", "δ must be > 0"),
     ("sweep anchors all", ["sweep", "{sweep}"], SWEEP + "anchors: all\n", "anchors must be one of grid, dataset, own"),
     ("sweep concepts", ["sweep", "{sweep}"], SWEEP.replace("concepts: 2", "concepts: -3"), "concepts must be >= 1"),

@@ -7,8 +7,8 @@ import vwlib
 from vwlib import MissingModelError, VWError, get_spec, load_model, model_table
 
 
-def test_registry_has_three_profiles_of_four_roles():
-    assert set(vwlib.PROFILES) == {"paper", "mini", "tiny"}
+def test_registry_has_four_profiles_of_four_roles():
+    assert set(vwlib.PROFILES) == {"paper", "mini", "tiny", "paper-random"}
     for profile in vwlib.PROFILES.values():
         assert set(profile) == {"generation", "detection", "classification", "scorer"}
     assert get_spec("paper", "generation").source == "stabilityai/stable-diffusion-2-1"
@@ -16,6 +16,9 @@ def test_registry_has_three_profiles_of_four_roles():
     assert get_spec("paper", "classification").source == "apple/DFN2B-CLIP-ViT-L-14"
     assert get_spec("paper", "scorer").source == "openai/clip-vit-large-patch14"
     assert [get_spec("mini", r).family for r in vwlib.ROLES] == ["sd", "owl", "open_clip", "open_clip"]
+    # paper-random: the paper's families (built from their published configurations, random weights)
+    assert [get_spec("paper-random", r).family for r in vwlib.ROLES] == [get_spec("paper", r).family
+                                                                         for r in vwlib.ROLES]
 
 
 def test_missing_paper_model_is_one_line_with_the_fix(empty_hub):
@@ -28,7 +31,7 @@ def test_missing_paper_model_is_one_line_with_the_fix(empty_hub):
 
 
 def test_unknown_profile_or_role():
-    with pytest.raises(VWError, match="unknown profile 'papr'; choose one of paper, mini, tiny"):
+    with pytest.raises(VWError, match="unknown profile 'papr'; choose one of paper, mini, tiny, paper-random"):
         load_model("papr", "generation")
     with pytest.raises(VWError, match="unknown model role 'segmentation'"):
         get_spec("tiny", "segmentation")
@@ -36,7 +39,7 @@ def test_unknown_profile_or_role():
 
 def test_model_table_reports_availability(empty_hub):
     rows = {(r["profile"], r["role"]): r for r in model_table()}
-    assert len(rows) == 12
+    assert len(rows) == 16
     assert rows[("tiny", "generation")]["available"] is True
     assert rows[("paper", "scorer")]["available"] is False
 

@@ -151,6 +151,11 @@ class Family:
     def build_tiny(cls, width: int = 32) -> Loaded:
         raise NotImplementedError
 
+    @classmethod
+    def build_paper_random(cls) -> Loaded:
+        """The paper's model of this family, its published configuration, random weights (see paper_configs)."""
+        raise NotImplementedError
+
 
 class TransformersFamily(Family):
     """Families whose model is one transformers `PreTrainedModel` with a processor (OWL-v2, HF CLIP)."""

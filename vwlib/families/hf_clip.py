@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ..tokenizer import EOS_ID, VOCAB_SIZE, clip_tokenizer
 from .base import Loaded, TransformersFamily, batches, clip_text_config, folder_tokenizer, register
 from .owl import attention_mask
+from .paper_configs import CLIP_VIT_L14
 
 
 @register
@@ -53,7 +54,7 @@ class HFClipFamily(TransformersFamily):
 
     @classmethod
     def build_tiny(cls, width: int = 32) -> Loaded:
-        from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+        from transformers import CLIPConfig
 
         config = CLIPConfig(
             text_config=clip_text_config(width, 2, 77, VOCAB_SIZE),
@@ -61,6 +62,20 @@ class HFClipFamily(TransformersFamily):
                                num_attention_heads=2, image_size=32, patch_size=8),
             projection_dim=width,
         )
-        image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-        tokenizer = clip_tokenizer()
-        return Loaded("hf_clip", CLIPModel(config).eval(), tokenizer, CLIPProcessor(image_processor, tokenizer), "tiny")
+        return _clip(config, 32, "tiny")
+
+    @classmethod
+    def build_paper_random(cls) -> Loaded:
+        """OpenAI CLIP ViT-L/14 (224 px) with its published configuration and random weights."""
+        from transformers import CLIPConfig
+
+        return _clip(CLIPConfig(**CLIP_VIT_L14), CLIP_VIT_L14["vision_config"]["image_size"], "paper-random")
+
+
+def _clip(config, image_size: int, source: str) -> Loaded:
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    image_processor = CLIPImageProcessor(size={"shortest_edge": image_size},
+                                         crop_size={"height": image_size, "width": image_size})
+    tokenizer = clip_tokenizer()
+    return Loaded("hf_clip", CLIPModel(config).eval(), tokenizer, CLIPProcessor(image_processor, tokenizer), source)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..tokenizer import VOCAB_SIZE, clip_tokenizer
 from .base import Family, Loaded, batches, register
+from .paper_configs import DFN_OPEN_CLIP_NAME
 
 TEXT_PARTS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
 
@@ -81,9 +82,6 @@ class OpenClipFamily(Family):
 
     @classmethod
     def build_tiny(cls, width: int = 32) -> Loaded:
-        import open_clip
-        from open_clip.transform import image_transform
-
         # DFN2B-CLIP-ViT-L-14 is an open_clip CLIP with quick_gelu; same class, smaller towers.
         cfg = {
             "embed_dim": width,
@@ -91,9 +89,23 @@ class OpenClipFamily(Family):
             "vision_cfg": {"image_size": 32, "layers": 2, "width": width, "head_width": 16, "patch_size": 8},
             "text_cfg": {"context_length": 77, "vocab_size": VOCAB_SIZE, "width": width, "heads": 2, "layers": 2},
         }
-        model = open_clip.CLIP(**cfg).eval()
-        preprocess = image_transform(32, is_train=False)
-        config = {"model_cfg": cfg, "preprocess_cfg": {"mean": list(open_clip.OPENAI_DATASET_MEAN),
-                                                        "std": list(open_clip.OPENAI_DATASET_STD)}}
-        return Loaded("open_clip", model, clip_tokenizer(pad_token="!"), preprocess, "tiny",
-                      meta={"open_clip_config": config})
+        return _open_clip(cfg, "tiny")
+
+    @classmethod
+    def build_paper_random(cls) -> Loaded:
+        """DFN2B-CLIP-ViT-L-14's architecture (open_clip's ViT-L-14-quickgelu, 224 px) with random weights."""
+        import open_clip
+
+        return _open_clip(open_clip.get_model_config(DFN_OPEN_CLIP_NAME), "paper-random")
+
+
+def _open_clip(cfg: dict, source: str) -> Loaded:
+    import open_clip
+    from open_clip.transform import image_transform
+
+    model = open_clip.CLIP(**cfg).eval()
+    preprocess = image_transform(cfg["vision_cfg"]["image_size"], is_train=False)
+    config = {"model_cfg": cfg, "preprocess_cfg": {"mean": list(open_clip.OPENAI_DATASET_MEAN),
+                                                    "std": list(open_clip.OPENAI_DATASET_STD)}}
+    return Loaded("open_clip", model, clip_tokenizer(pad_token="!"), preprocess, source,
+                  meta={"open_clip_config": config})

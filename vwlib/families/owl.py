@@ -12,6 +12,7 @@ import torch
 
 from ..tokenizer import EOS_ID, VOCAB_SIZE, clip_tokenizer
 from .base import Loaded, TransformersFamily, batches, clip_text_config, folder_tokenizer, register
+from .paper_configs import OWLV2_BASE_PATCH16, OWLV2_IMAGE_SIZE
 
 
 def attention_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -72,7 +73,7 @@ class OwlFamily(TransformersFamily):
 
     @classmethod
     def build_tiny(cls, width: int = 32) -> Loaded:
-        from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+        from transformers import Owlv2Config
 
         config = Owlv2Config(
             text_config=clip_text_config(width, 2, 16, VOCAB_SIZE),  # OWL-v2 queries: at most 16 tokens
@@ -80,7 +81,20 @@ class OwlFamily(TransformersFamily):
                                num_attention_heads=2, image_size=64, patch_size=16),
             projection_dim=width,
         )
-        model = Owlv2ForObjectDetection(config).eval()
-        image_processor = Owlv2ImageProcessor(size={"height": 64, "width": 64})
-        tokenizer = clip_tokenizer(pad_token="!", model_max_length=16)
-        return Loaded("owl", model, tokenizer, Owlv2Processor(image_processor, tokenizer), "tiny")
+        return _owl(config, 64, "tiny")
+
+    @classmethod
+    def build_paper_random(cls) -> Loaded:
+        """OWL-v2 base patch16 (ensemble) with its published configuration (960 px) and random weights."""
+        from transformers import Owlv2Config
+
+        return _owl(Owlv2Config(**OWLV2_BASE_PATCH16), OWLV2_IMAGE_SIZE, "paper-random")
+
+
+def _owl(config, image_size: int, source: str) -> Loaded:
+    from transformers import Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+
+    image_processor = Owlv2ImageProcessor(size={"height": image_size, "width": image_size})
+    tokenizer = clip_tokenizer(pad_token="!", model_max_length=16)
+    return Loaded("owl", Owlv2ForObjectDetection(config).eval(), tokenizer, Owlv2Processor(image_processor, tokenizer),
+                  source)

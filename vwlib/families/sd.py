@@ -14,6 +14,7 @@ import torch
 
 from ..tokenizer import VOCAB_SIZE, clip_tokenizer
 from .base import Family, Loaded, batches, clip_text_config, folder_tokenizer, register, set_sdpa
+from .paper_configs import SD21_SCHEDULER, SD21_TEXT_ENCODER, SD21_UNET, SD21_VAE
 
 
 @register
@@ -89,7 +90,7 @@ class SDFamily(Family):
 
     @classmethod
     def build_tiny(cls, width: int = 32) -> Loaded:
-        from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+        from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
         from transformers import CLIPTextConfig, CLIPTextModel
 
         # SD 2.1's text encoder: OpenCLIP ViT-H text tower as CLIPTextModel, gelu, 77 positions, pads with "!".
@@ -104,12 +105,24 @@ class SDFamily(Family):
         vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 32),
                             down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
                             norm_num_groups=32, sample_size=16)
-        # SD 2.1 (768) samples with DDIM and is trained for v-prediction.
-        scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                                  beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
-                                  steps_offset=1, prediction_type="v_prediction")
-        pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(pad_token="!"),
-                                       unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                       requires_safety_checker=False)
-        pipe.set_progress_bar_config(disable=True)
-        return Loaded("sd", pipe, pipe.tokenizer, None, "tiny")
+        return _pipeline(text_encoder, unet, vae, DDIMScheduler(**SD21_SCHEDULER), "tiny")
+
+    @classmethod
+    def build_paper_random(cls) -> Loaded:
+        """SD 2.1 (768, v-prediction) with its published configuration and random weights (1.3 B parameters)."""
+        from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        return _pipeline(CLIPTextModel(CLIPTextConfig(**SD21_TEXT_ENCODER)), UNet2DConditionModel(**SD21_UNET),
+                         AutoencoderKL(**SD21_VAE), DDIMScheduler(**SD21_SCHEDULER), "paper-random")
+
+
+def _pipeline(text_encoder, unet, vae, scheduler, source: str) -> Loaded:
+    """A StableDiffusionPipeline of these parts, with the CLIP tokenizer padding with "!" as SD 2.1's does."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(pad_token="!"),
+                                   unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return Loaded("sd", pipe, pipe.tokenizer, None, source)

@@ -44,7 +44,7 @@ def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.
     i2t, i2t_target = logits, target
     if negatives is not None:
         i2t = torch.cat([logits, scale * img @ negatives.t()], 1)
-        i2t_target = torch.cat([target, torch.zeros(len(img), len(negatives))], 1)
+        i2t_target = torch.cat([target, target.new_zeros(len(img), len(negatives))], 1)
     return 0.5 * (-(i2t_target * i2t.log_softmax(1)).sum(1).mean() - (target * logits.log_softmax(0)).sum(0).mean())
 
 
@@ -62,10 +62,11 @@ def _distractor_words() -> list[str]:
 
 
 def train_contrastive(name: str, steps: int, batch: int = 128, lr: float = 2e-3, pool_size: int = 30000,
-                      log_every: int = 50, **pool_kwargs) -> tuple:
-    """Train mini-clip or mini-scorer (both open_clip CLIPs) contrastively on captioned world images."""
+                      log_every: int = 50, device: str = "cpu", **pool_kwargs) -> tuple:
+    """Train mini-clip or mini-scorer (both open_clip CLIPs) contrastively on captioned world images. Batches are
+    drawn on the CPU from the seeded generator, so `device` changes the arithmetic's order, not the data."""
     loaded = build_mini(name)
-    model = loaded.model.train()
+    model = loaded.model.train().to(device)
     freeze_rows(model.token_embedding, known_token_ids())
     pool = caption_pool(pool_size, IMAGE_SIZE[name], seed=SEEDS[name] * 1000, **{**POOL.get(name, {}), **pool_kwargs})
     ids = tokenize(loaded.tokenizer, pool.captions, CONTEXT, pad_id=0)
@@ -78,12 +79,14 @@ def train_contrastive(name: str, steps: int, batch: int = 128, lr: float = 2e-3,
         for group in opt.param_groups:
             group["lr"] = warmup_cosine(step, steps, lr)
         idx = torch.randint(len(cap), (batch,), generator=g)
-        pixels, text = to_clip_pixels(pool.images[idx]), ids[idx]
+        pixels, text = to_clip_pixels(pool.images[idx]).to(device), ids[idx].to(device)
         img, txt, scale = model(pixels, text)[:3]  # open_clip: unit features and exp(logit_scale)
         negatives = None
         if DISTRACTORS.get(name):
-            negatives = model.encode_text(distractor_ids(loaded.tokenizer, DISTRACTORS[name], g), normalize=True)
-        loss = multi_positive_clip_loss(img, txt, scale, (cap[idx, None] == cap[None, idx]).float(), negatives)
+            negatives = model.encode_text(distractor_ids(loaded.tokenizer, DISTRACTORS[name], g).to(device),
+                                          normalize=True)
+        same = (cap[idx, None] == cap[None, idx]).float().to(device)
+        loss = multi_positive_clip_loss(img, txt, scale, same, negatives)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -96,22 +99,26 @@ def train_contrastive(name: str, steps: int, batch: int = 128, lr: float = 2e-3,
     return loaded, curve
 
 
-def train(name: str, out_dir: str | Path, steps: int | None = None, **kwargs) -> dict:
-    """Train one mini model from its seed and write its compact checkpoint and loss curve into `out_dir`."""
+def train(name: str, out_dir: str | Path, steps: int | None = None, device: str = "cpu", **kwargs) -> dict:
+    """Train one mini model from its seed and write its compact checkpoint and loss curve into `out_dir`.
+
+    Usage: train("clip", "vwlib/checkpoints/mini/clip", device="cuda")   # the shipped models were trained on CUDA
+    """
     steps = steps or DEFAULT_STEPS[name]
     t0 = time.time()
     if name in ("clip", "scorer"):
-        loaded, curve = train_contrastive(name, steps, **kwargs)
+        loaded, curve = train_contrastive(name, steps, device=device, **kwargs)
     elif name == "owl":
-        loaded, curve = train_owl(steps, **kwargs)
+        loaded, curve = train_owl(steps, device=device, **kwargs)
     elif name == "sd":
-        loaded, curve = train_sd(steps, **kwargs)
+        loaded, curve = train_sd(steps, device=device, **kwargs)
     else:
         raise ValueError(name)
     seconds = time.time() - t0
+    loaded.model.to("cpu")
     out_dir = Path(out_dir)
     save_compact(loaded, out_dir, seed=SEEDS[name])
-    info = {"model": name, "steps": steps, "wall_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
-            "loss_curve": curve}
+    info = {"model": name, "steps": steps, "wall_seconds": round(seconds, 1), "device": device,
+            "threads": torch.get_num_threads(), "loss_curve": curve}
     (out_dir / "training.json").write_text(json.dumps(info, indent=1))
     return info

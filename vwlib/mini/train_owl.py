@@ -71,9 +71,10 @@ def assign_patches(boxes: list[list[float]], grid: int) -> torch.Tensor:
     return owner
 
 
-def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12000, log_every: int = 50):
+def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12000, log_every: int = 50,
+              device: str = "cpu"):
     loaded = build_mini("owl")
-    model = loaded.model.train()
+    model = loaded.model.train().to(device)
     freeze_rows(loaded.token_embedding(), known_token_ids())
     images, scenes = _pool(pool_size, SEEDS["owl"] * 1000)
     grid = SIZE // model.config.vision_config.patch_size
@@ -88,22 +89,23 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         # Queries of this batch: a phrase per object (random attribute subsets), plus a few distractor phrases.
         queries = sorted({object_phrase(o, rng) for s in batch_scenes for o in s.objects}
                          | {object_phrase(sample_single(rng).objects[0], rng) for _ in range(8)})
-        ids = tokenize(loaded.tokenizer, queries, 16, pad_id=0)
+        ids = tokenize(loaded.tokenizer, queries, 16, pad_id=0).to(device)
         text = model.owlv2.get_text_features(input_ids=ids, attention_mask=(ids != 0).long())
         text = getattr(text, "pooler_output", text)  # [Q, E]
-        feature_map, _ = model.image_embedder(pixel_values=to_clip_pixels(images[idx]))
+        feature_map, _ = model.image_embedder(pixel_values=to_clip_pixels(images[idx]).to(device))
         feats = feature_map.reshape(batch, grid * grid, -1)
         logits, _ = model.class_predictor(feats, text[None].expand(batch, -1, -1))  # [B, P, Q]
         boxes = model.box_predictor(feats, feature_map)  # [B, P, 4] cxcywh in 0..1
         objectness = model.objectness_predictor(feats)  # [B, P]
         target = torch.zeros_like(logits)
         box_pred, box_true = [], []
-        owners = torch.stack([assign_patches(s.boxes(SIZE), grid) for s in batch_scenes])
+        owners = torch.stack([assign_patches(s.boxes(SIZE), grid) for s in batch_scenes]).to(device)
         for b, s in enumerate(batch_scenes):
-            match = torch.tensor([[_matches(q, o) for q in queries] for o in s.objects], dtype=torch.float)
+            match = torch.tensor([[_matches(q, o) for q in queries] for o in s.objects], dtype=torch.float,
+                                 device=device)
             has = owners[b] >= 0
             target[b, has] = match[owners[b, has]]
-            gt = torch.tensor([_cxcywh(box) for box in s.boxes(SIZE)])
+            gt = torch.tensor([_cxcywh(box) for box in s.boxes(SIZE)], device=device)
             box_pred.append(boxes[b, has])
             box_true.append(gt[owners[b, has]])
         n_pos = max(1.0, float(target.sum()))

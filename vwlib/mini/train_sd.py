@@ -65,16 +65,17 @@ def _to_unit(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 127.5 - 1.0  # uint8 -> [-1, 1], the VAE's range
 
 
-def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float = 2e-3) -> list:
+def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float = 2e-3, device: str = "cpu") -> list:
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(SEEDS["sd"])
     curve = []
     for step in (bar := tqdm(range(steps), desc="mini-sd vae", mininterval=5)):
         for group in opt.param_groups:
             group["lr"] = warmup_cosine(step, steps, lr)
-        x = _to_unit(images[torch.randint(len(images), (batch,), generator=g)])
+        x = _to_unit(images[torch.randint(len(images), (batch,), generator=g)]).to(device)
         posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample(generator=g)).sample
+        eps = torch.randn(posterior.mean.shape, generator=g).to(device)  # drawn on the CPU: the same on any device
+        recon = vae.decode(posterior.mean + posterior.std * eps).sample
         kl = posterior.kl().mean()
         loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-6 * kl
         opt.zero_grad(set_to_none=True)
@@ -87,15 +88,15 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float 
 
 
 def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-3, pool_size: int = 30000,
-             log_every: int = 50, single_share: float = 0.85):
+             log_every: int = 50, single_share: float = 0.85, device: str = "cpu"):
     loaded = build_sd()
-    pipe = loaded.model
+    pipe = loaded.model.to(device)
     freeze_rows(pipe.text_encoder.get_input_embeddings(), known_token_ids())
     pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share)
-    vae_curve = train_vae(pipe.vae, pool.images, vae_steps)
+    vae_curve = train_vae(pipe.vae, pool.images, vae_steps, device=device)
     pipe.vae.eval().requires_grad_(False)
     with torch.no_grad():  # encode the pool once: the latent mean of every image (no augmentation to redo)
-        means = torch.cat([pipe.vae.encode(_to_unit(pool.images[i:i + 512])).latent_dist.mean
+        means = torch.cat([pipe.vae.encode(_to_unit(pool.images[i:i + 512]).to(device)).latent_dist.mean.cpu()
                            for i in range(0, len(pool.images), 512)])
     scale = float(1.0 / means.std())
     pipe.vae.register_to_config(scaling_factor=scale)
@@ -106,7 +107,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     params = param_groups(unet, 0.0) + param_groups(text_encoder, 0.0)
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99))
     g = torch.Generator().manual_seed(SEEDS["sd"] + 1)
-    alphas = scheduler.alphas_cumprod
+    alphas = scheduler.alphas_cumprod.to(device)
     snr = alphas / (1 - alphas)
     curve = [("vae", s, v) for s, v in vae_curve]
     for step in (bar := tqdm(range(steps), desc="mini-sd unet", mininterval=5)):
@@ -117,6 +118,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
         text[torch.rand(batch, generator=g) < 0.1] = empty  # caption dropout: the unconditional branch of CFG
         t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
+        x0, text, t, noise = x0.to(device), text.to(device), t.to(device), noise.to(device)
         noisy = scheduler.add_noise(x0, noise, t)
         target = scheduler.get_velocity(x0, noise, t)  # v-prediction, as SD 2.1
         cond = text_encoder(text)[0]
