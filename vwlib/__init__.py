@@ -30,14 +30,14 @@ _API = {
     "load_dataset": "datasets", "VWError": "errors", "MissingModelError": "errors",
     # the study
     "StudyConfig": "study", "run_study": "study", "anchor_grid": "study", "truncation_row": "study",
-    "layer_panels_data": "study", "chance_note": "study", "ResultStore": "store", "Trial": "trials",
+    "layer_panels_data": "study", "chance_note": "study", "training_curves": "study", "ResultStore": "store", "Trial": "trials",
     "TransferMap": "transfer", "map_table": "transfer", "modality_gap_table": "cones", "fidelity": "fidelity",
     # statistics and the paper's numbers
     "headline": "stats", "summary": "stats", "bootstrap_ci": "stats", "paper_reference": "stats",
     # figures (matplotlib)
     "save": "plotting", "save_table": "plotting", "delta_curves": "figures", "unconstrained_bars": "figures",
     "transfer_matrix": "figures", "image_grid": "figures", "layer_panels": "figures",
-    "modality_gap_plot": "figures", "fidelity_figure": "figures", "dataset_grid": "mini.showcase",
+    "modality_gap_plot": "figures", "fidelity_figure": "figures", "training_curves_figure": "figures", "dataset_grid": "mini.showcase",
     "model_check": "mini.showcase",
 }
 

@@ -14,6 +14,16 @@ import contextlib
 import torch
 
 
+def resolve_device(device: str = "auto") -> str:
+    """"auto" -> "cuda" when this machine has a CUDA device, else "cpu"; any other name is returned as given.
+
+    Usage: load_model("paper", "generation", device=resolve_device())   # the default of every command and notebook
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def model_device(loaded) -> torch.device:
     return loaded.adapter.device
 

@@ -10,7 +10,7 @@ Usage:
     vw probe --dataset mini-objects --task generation   # layer-wise kNN purity by concept and by anchor
     vw mini train --model clip              # rebuild a mini checkpoint from its seed
     vw mini eval --json                     # the mini models' quality bars, on fresh held-out images
-    vw notebooks [--profile mini]           # run all notebooks headlessly (what `make figures` does)
+    vw notebooks [--profile mini] [--only 04 07] [--log-output]   # run notebooks headlessly (`make figures`)
     vw sweep sweeps/mini.yaml [--backend ray --address auto]   # a grid of trials, resumable after kill -9
     vw fidelity --out runs/fidelity [--json]   # the paper's three findings on the mini world, with 95% CIs
 
@@ -104,15 +104,18 @@ def new_file(text: str) -> str:
 
 
 def device(text: str) -> str:
+    """An argparse type: cpu, cuda, cuda:N or auto (CUDA when this machine has it, else the CPU), resolved."""
     import torch
 
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if text == "cpu":
         return text
     if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
         if not torch.cuda.is_available():
             raise argparse.ArgumentTypeError(f"{text}: no CUDA device on this machine; use --device cpu")
         return text
-    raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
 
 
 def check_anchors(words: list[str]) -> None:
@@ -161,7 +164,8 @@ def _cmd_tokens(args) -> int:
 def _cmd_notebooks(args) -> int:
     from .notebooks import run_notebooks
 
-    run_notebooks(profile=args.profile, full=args.full)
+    run_notebooks(profile=args.profile, full=args.full, only=args.only, log_output=args.log_output,
+                  parameters={"device": args.device})
     return 0
 
 
@@ -296,7 +300,8 @@ def _cmd_probe(args) -> int:
     if args.concepts < 2:
         raise VWError(f"--concepts must be >= 2: purity compares concepts, got {args.concepts}")
 
-    cfg = StudyConfig(profile=args.profile, datasets=(args.dataset,), concepts=args.concepts, out=args.out)
+    cfg = StudyConfig(profile=args.profile, datasets=(args.dataset,), concepts=args.concepts, out=args.out,
+                      device=args.device)
     panels = layer_panels_data(cfg, args.dataset, args.task, args.delta, args.transfer_from, args.method)
     table = pd.DataFrame([{k: p[k] for k in ("row", "layer", "purity_concept", "purity_anchor")} for p in panels])
     print(table.round(3).to_string(index=False))
@@ -371,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint folder (default: the shipped one, vwlib/checkpoints/mini/<model>)")
     s.add_argument("--json", action="store_true", help="eval: print one JSON object")
     s.add_argument("--per-concept", type=positive_int, default=20, help="eval: held-out images per concept")
-    s.add_argument("--device", type=device, default="cpu", help="train: cpu, cuda or cuda:N")
+    s.add_argument("--device", type=device, default="auto", help="train: auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_mini)
 
     s = sub.add_parser("train", help="train new words (a grid of trials) into a result store")
@@ -387,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=positive_int, help="optimizer steps (default: the profile's)")
     s.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the profile's)")
     s.add_argument("--out", type=folder, default="runs/mini", help="the result store (one directory per trial)")
-    s.add_argument("--device", type=device, default="cpu")
+    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("results", help="one tidy table of every trial in a result store")
@@ -407,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="lstsq", choices=["lstsq", "ridge", "procrustes", "mlp"])
     s.add_argument("--out", type=folder, default="runs/mini",
                    help="the result store: its maps/ folder holds the maps, eval transfers its words")
-    s.add_argument("--device", type=device, default="cpu")
+    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_transfer)
 
     s = sub.add_parser("probe", help="kNN purity of the end-of-text token by concept and by anchor, per layer")
@@ -422,11 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="tsne", choices=["tsne", "umap"])
     s.add_argument("--out", type=folder, default="runs/mini", help="the result store (missing words are trained)")
     s.add_argument("--csv", type=new_file, help="write the purity table here")
+    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_probe)
 
     s = sub.add_parser("notebooks", help="run every notebook headlessly with papermill, writing figures/")
     s.add_argument("--profile", default="mini", choices=PROFILES)
     s.add_argument("--full", action="store_true", help="the full 10 x 10 grid (default: the quick 5 x 5 one)")
+    s.add_argument("--only", nargs="+", metavar="PREFIX", help="run only these notebooks, e.g. --only 04 07")
+    s.add_argument("--log-output", action="store_true", help="stream each cell's output while it runs")
+    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_notebooks)
 
     s = sub.add_parser("fidelity", help="does the mini world reproduce the paper? every check with its 95%% CI")
@@ -435,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--concepts", type=positive_int, default=10, help="the n x n grid of each dataset (10: the "
                    "fidelity grid; fewer for a quick look)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
-    s.add_argument("--device", type=device, default="cpu")
+    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_fidelity)
 
     s = sub.add_parser("sweep", help="run a sweep file's grid of trials locally or on a Ray cluster (resumable)")
@@ -443,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="local", choices=["local", "ray"])
     s.add_argument("--address", help="ray: the cluster to join (e.g. auto); default: start one on this machine")
     s.add_argument("--out", type=folder, help="override the file's result store")
-    s.add_argument("--device", type=device, help="override the file's device (cpu, cuda)")
+    s.add_argument("--device", type=device, help="override the file's device (auto, cpu, cuda)")
     s.add_argument("--group-size", type=positive_int, help="override the trials per batched forward pass")
     s.add_argument("--dry-run", action="store_true", help="print how many trials and jobs are left, run nothing")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -65,11 +65,13 @@ class OutputSpace:
         return torch.where(mask, params[:, None, :].to(self.base.dtype), self.base)
 
 
-def train_output_words(task, batch: TrialBatch, steps: int, lr: float) -> tuple[torch.Tensor, dict]:
+def train_output_words(task, batch: TrialBatch, steps: int, lr: float, log_every: int = 0
+                       ) -> tuple[torch.Tensor, dict]:
     """Train one output-space embedding per row of `batch` with the task's loss; returns params [T, E] and
     {"failed": {row: reason}, "final_loss": [T], "space": OutputSpace}. The engine's Adam loop, no projection (δ = ∞)."""
     space = OutputSpace(task, batch)
-    params, info = masked_adam(space.init(), lambda p: task.losses_from(space.compose(p), batch), steps, lr)
+    params, info = masked_adam(space.init(), lambda p: task.losses_from(space.compose(p), batch), steps, lr,
+                               log_every=log_every)
     return params, info | {"space": space}
 
 

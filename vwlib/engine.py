@@ -81,16 +81,16 @@ def masked_adam(init: torch.Tensor, losses_of: Callable[[torch.Tensor], torch.Te
 def train_words(task, batch: TrialBatch, deltas: list[float], steps: int, lr: float,
                 log_every: int = 0, progress: bool = False) -> tuple[torch.Tensor, dict]:
     """Train one input-space word per row of `batch`, each within its δ-ball; returns words [T, D] (fp32) and
-    {"failed": {row: reason}, "final_loss": [T], "radii": [T], "log": [...]} (see `masked_adam`)."""
+    {"failed": {row: reason}, "final_loss": [T], "radii": [T], "d_nn": [T], "log": [...]} (see `masked_adam`)."""
     table = task.text.embedding.weight.detach()
     device = table.device
     anchors = table[batch.anchor_ids.to(device)].float().clone()  # [T, D], fp32 whatever the towers run in
     known = task.text.known_ids()
-    radii = torch.tensor([math.inf if math.isinf(d) else d * nearest_word_distance(table, known, int(a))
-                          for d, a in zip(deltas, batch.anchor_ids)], device=device)
+    d_nn = [nearest_word_distance(table, known, int(a)) for a in batch.anchor_ids]
+    radii = torch.tensor([math.inf if math.isinf(d) else d * r for d, r in zip(deltas, d_nn)], device=device)
     for module in task.loaded.adapter.frozen_modules():
         module.requires_grad_(False)
     words, info = masked_adam(anchors, lambda w: task.losses(w, batch), steps, lr,
                               after_step=lambda w: project(w, anchors, radii), log_every=log_every,
                               progress=progress, desc=task.name)
-    return words, info | {"radii": radii.tolist()}
+    return words, info | {"radii": radii.tolist(), "d_nn": d_nn}

@@ -21,6 +21,10 @@ from .store import load_embedding, read_config
 def export_textual_inversion(trial_dir: str | os.PathLike, out_dir: str | os.PathLike, token: str) -> Path:
     trial_dir = Path(trial_dir)
     config = read_config(trial_dir)
+    if config.get("space", "input") == "output":
+        raise VWError("this trial learned an output-space embedding (ConES): it stands in for the text encoder's "
+                      "output, not for a token, so a textual-inversion file cannot hold it; export an input-space "
+                      "trial of the same concept instead")
     if config.get("task") != "generation":
         raise VWError(f"this word was trained for {config.get('task')}, not generation: its width is that model's; "
                       f"map it into the generator first (vw transfer)")

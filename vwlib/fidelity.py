@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .accel import resolve_device
 from .datasets import MINI_DATASETS, concept_names, load_dataset
 from .mini.vocab import world_words
 from .probes import evenly_spaced_layers, knn_shares, pooled_activations
@@ -134,11 +135,12 @@ def _cached(store: ResultStore, name: str, stamp: dict, compute):
     return record["values"]
 
 
-def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str = "cpu") -> dict:
+def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str | None = None) -> dict:
     """Train and transfer what the store lacks of `cfg`'s grid, and compute (or read) every derived measurement.
     Returns {"table": the store table of the grid's trials, "floors", "names", "vocabulary", "layers", "blocks",
     "delta0", "seconds"} (see `report` for how they are judged)."""
     t0 = time.time()
+    device = resolve_device(device or cfg.device)
     store = ResultStore(cfg.out)
     models = load_models(cfg.profile, device)
     keyed = {(cfg.profile, r): m for r, m in models.items()}
@@ -394,7 +396,7 @@ def _is_own(frame: pd.DataFrame) -> pd.Series:
 
 
 def fidelity(out: str = FIDELITY_GRID.out, profile: str = "mini", concepts: int = 10, progress: bool = True,
-             device: str = "cpu", datasets: tuple = MINI_DATASETS) -> dict:
+             device: str = "auto", datasets: tuple = MINI_DATASETS) -> dict:
     """Measure (what the store lacks) and report the fidelity grid (`concepts` x `concepts` per dataset) in result
     store `out`."""
     cfg = replace(FIDELITY_GRID, out=str(out), profile=profile, concepts=concepts, datasets=tuple(datasets))

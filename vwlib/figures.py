@@ -178,6 +178,29 @@ def layer_panels(panels: list[dict], title: str = ""):
     return fig
 
 
+def training_curves_figure(curves: pd.DataFrame, title: str = ""):
+    """Loss and ‖v − anchor‖ / d_nn against step, one line per δ (mean over the table's words), from
+    `vwlib.study.training_curves`. The distance panel marks the δ-ball (1 = the anchor's nearest other word)."""
+    fig, (ax_loss, ax_dist) = plt.subplots(1, 2, figsize=(8, 3))
+    if curves.empty:  # words trained before curves were kept
+        ax_loss.text(0.5, 0.5, "no stored curves: these words were trained before vwlib kept them",
+                     ha="center", fontsize=8, transform=ax_loss.transAxes)
+        return fig
+    for delta, rows in curves.groupby("delta"):
+        mean = rows.groupby("step")[["loss", "distance_over_dnn"]].mean()
+        label = "δ = ∞" if math.isinf(delta) else f"δ = {delta:g}"
+        ax_loss.plot(mean.index, mean["loss"], label=label)
+        ax_dist.plot(mean.index, mean["distance_over_dnn"], label=label)
+    ax_dist.axhline(1.0, ls=":", color="gray")
+    ax_dist.text(0, 1.0, " nearest other word", va="bottom", fontsize=7, color="gray")
+    ax_loss.set(xlabel="step", ylabel="loss (mean over words)")
+    ax_dist.set(xlabel="step", ylabel="‖v − anchor‖ / d_nn")
+    ax_loss.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def transfer_matrix(scores: pd.DataFrame, delta: float | None = None):
     """The 3 x 3 (trained for x evaluated on) mean-score matrix per dataset at one δ (default: the largest)."""
     delta = scores["delta"].max() if delta is None else delta

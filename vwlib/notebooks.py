@@ -18,9 +18,9 @@ from pathlib import Path
 
 from .errors import VWError
 from .paths import BUILD_DIR, NOTEBOOKS_DIR
-# `make figures` runs the study on the first 5 concepts of each mini dataset (a 5 x 5 concept x anchor grid) to fit
-# about 15 minutes on 2 cores; `make figures FULL=1` runs the notebooks' own defaults: the full 10 x 10 grid.
-QUICK = {"concepts": 5}
+# The notebooks' own defaults are the quick grid (the first 5 concepts of each mini dataset, a 5 x 5 concept x anchor
+# grid), so that Run All in JupyterLab does what `make figures` does; `make figures FULL=1` passes the full grid.
+FULL = {"concepts": 10}
 KERNEL_NAME = "vwlib"  # registered by `make install` (python -m ipykernel install --sys-prefix --name vwlib)
 
 
@@ -91,18 +91,54 @@ def run_notebook(src: str | os.PathLike, out_dir: str | os.PathLike = BUILD_DIR,
 
 
 def run_notebooks(profile: str = "mini", notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
-                  out_dir: str | os.PathLike = BUILD_DIR, parameters: dict | None = None, full: bool = False
-                  ) -> list[Path]:
-    """Run every notebook of `notebooks_dir` in name order, passing `profile` (and `parameters`) to each; without
-    `full`, the QUICK grid."""
-    parameters = {**({} if full else QUICK), **(parameters or {})}
+                  out_dir: str | os.PathLike = BUILD_DIR, parameters: dict | None = None, full: bool = False,
+                  only: list[str] | None = None, log_output: bool = False) -> list[Path]:
+    """Run the notebooks of `notebooks_dir` in name order (`only`: those whose names start with one of these
+    prefixes, e.g. ["04", "07"]), passing `profile` (and `parameters`) to each; `full`: the FULL grid instead of
+    the notebooks' own quick one.
+    `log_output` streams each cell's output while it runs. Writes `index.html` beside the executed copies."""
+    parameters = {**(FULL if full else {}), **(parameters or {})}
     paths = sorted(Path(notebooks_dir).glob("*.ipynb"))
     if not paths:
         raise VWError(f"no notebooks in {notebooks_dir}")
+    if only:
+        unknown = [p for p in only if not any(path.name.startswith(p) for path in paths)]
+        if unknown:
+            raise VWError(f"no notebook starts with {', '.join(map(repr, unknown))}; choose from "
+                          f"{', '.join(path.stem for path in paths)}")
+        paths = [path for path in paths if any(path.name.startswith(p) for p in only)]
     done = []
     for path in paths:
         t0 = time.time()
         print(f"[vw] running {path.name} (profile={profile}) ...", flush=True)
-        done.append(run_notebook(path, out_dir, {"profile": profile, **(parameters or {})}))
+        done.append(run_notebook(path, out_dir, {"profile": profile, **(parameters or {})}, log_output=log_output))
         print(f"[vw] {path.name} done in {time.time() - t0:.0f} s -> {done[-1]}", flush=True)
+    index = write_index(out_dir)
+    print(f"[vw] index of the executed notebooks and figures: {index}", flush=True)
     return done
+
+
+def write_index(out_dir: str | os.PathLike = BUILD_DIR, figures: str | os.PathLike | None = None) -> Path:
+    """`out_dir/index.html`: a link to every executed notebook (its HTML copy) in `out_dir` and every PNG figure
+    in `figures` (default: the figures folder), written atomically."""
+    from html import escape
+
+    from .paths import figures_dir
+
+    out_dir = Path(out_dir)
+    figures = Path(figures) if figures is not None else figures_dir()
+    pages = sorted(out_dir.glob("*.html"))
+    pngs = sorted(figures.glob("*.png")) if figures.is_dir() else []
+    rel = lambda p: Path(os.path.relpath(p, out_dir)).as_posix()  # noqa: E731
+    rows = ["<!doctype html><meta charset='utf-8'><title>vwlib: executed notebooks and figures</title>",
+            "<h1>vwlib: executed notebooks and figures</h1>", "<h2>Notebooks</h2><ul>"]
+    rows += [f"<li><a href='{escape(rel(p))}'>{escape(p.stem)}</a></li>" for p in pages if p.name != "index.html"]
+    rows += ["</ul>", "<h2>Figures</h2>"]
+    rows += [f"<figure><a href='{escape(rel(p))}'><img src='{escape(rel(p))}' width='480'></a>"
+             f"<figcaption>{escape(p.name)}</figcaption></figure>" for p in pngs]
+    index = out_dir / "index.html"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = index.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    os.replace(tmp, index)
+    return index

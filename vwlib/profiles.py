@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import compact, vision
+from .accel import resolve_device
 from .errors import MissingModelError, VWError
 from .loaders import KEY_FILE, Loaded, build_paper_random, build_tiny, load_from_dir
 from .paths import CHECKPOINTS, MODELS_DIR_ENV
@@ -127,7 +128,9 @@ def get_spec(profile: str, role: str) -> ModelSpec:
 
 
 def load_model(profile: str, role: str, device: str = "cpu", seed: int = 0) -> Loaded:
-    """Load the model playing `role` in `profile`; a missing model raises MissingModelError (one line, with the fix)."""
+    """Load the model playing `role` in `profile` on `device` (cpu, cuda[:N] or auto); a missing model raises
+    MissingModelError (one line, with the fix)."""
+    device = resolve_device(device)
     spec = get_spec(profile, role)
     if spec.kind == "random":
         build = build_paper_random if spec.source == "paper-config" else build_tiny

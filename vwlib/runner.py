@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import torch
 
-from .accel import accelerate
+from .accel import accelerate, resolve_device
 from .cones import OutputSpace, train_output_words
 from .datasets import load_dataset
 from .engine import train_words
@@ -58,6 +58,9 @@ def validate(trials: list[Trial], models: dict) -> None:
             single_token_id(loaded.tokenizer, t.anchor)
 
 
+CURVE_POINTS = 40  # points of each trial's stored training curve (loss and distance from the anchor)
+
+
 def group_trials(trials: list[Trial], max_size: int | dict[str, int] = 0) -> list[tuple[tuple, list[Trial]]]:
     """Trials that can share one batched forward pass: same (profile, task, dataset, steps, lr, space), at most
     `max_size` per group (0: no limit; a mapping: per task), in first-seen order. Returns [((profile, task, dataset,
@@ -89,6 +92,7 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
              (None, evaluator_fingerprint(t.profile, t.task))]
     if not todo and not stale:
         return [store.path(t) for t in trials]
+    device = resolve_device(device)
     models = models if models is not None else {}
     for t in todo + stale:
         if (t.profile, t.task) not in models:
@@ -100,11 +104,13 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
     for (profile, task_name, dataset, steps, lr, space), group in group_trials(todo, max_size):
         task = task_for(profile, task_name, dataset, models, task_kwargs, device)
         batch = make_batch(task, group)
+        log_every = max(1, steps // CURVE_POINTS)
         if space == "output":  # ConES: the parameter stands in for the text encoder's output
-            words, info = train_output_words(task, batch, steps, lr)
+            words, info = train_output_words(task, batch, steps, lr, log_every=log_every)
             start = info["space"].init()
         else:
-            words, info = train_words(task, batch, [t.delta for t in group], steps, lr, progress=progress)
+            words, info = train_words(task, batch, [t.delta for t in group], steps, lr, log_every=log_every,
+                                      progress=progress)
             start = task.text.embedding.weight.detach()[batch.anchor_ids.to(words.device)].float()
         metrics = score(task, words, batch, space, evaluator_fingerprint(profile, task_name))
         spec = get_spec(profile, task_name)
@@ -113,10 +119,13 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
                     "anchor_id": int(batch.anchor_ids[row]), "steps_run": steps, "lr_run": lr, "space": space,
                     "radius": info.get("radii", [math.inf] * len(group))[row], "final_loss": info["final_loss"][row],
                     "distance_to_anchor": float((words[row] - start[row]).norm())}
+            log = info["log"]
+            curve = {"step": [e["step"] for e in log], "loss": [e["loss"][row] for e in log],
+                     "distance": [e["distance"][row] for e in log], "d_nn": info.get("d_nn", [None] * len(group))[row]}
             if row in info["failed"]:
-                store.write(trial, None, {**meta, "status": "failed", "reason": info["failed"][row]}, {})
+                store.write(trial, None, {**meta, "status": "failed", "reason": info["failed"][row]}, {}, curve)
             else:
-                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row]})
+                store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row]}, curve)
     for (profile, task_name, dataset, _, _, space), group in group_trials(stale, max_size):
         task = task_for(profile, task_name, dataset, models, task_kwargs, device)
         scored_by = evaluator_fingerprint(profile, task_name)

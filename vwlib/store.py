@@ -81,8 +81,10 @@ class ResultStore:
     def done(self, trial: Trial) -> bool:
         return (self.path(trial) / "config.json").is_file()
 
-    def write(self, trial: Trial, vector: torch.Tensor | None, meta: dict, evaluations: dict[str, dict]) -> Path:
-        """Write a finished trial (vector [num_vectors, D], or None for a failed one) as one atomic directory."""
+    def write(self, trial: Trial, vector: torch.Tensor | None, meta: dict, evaluations: dict[str, dict],
+              curve: dict | None = None) -> Path:
+        """Write a finished trial (vector [num_vectors, D], or None for a failed one) as one atomic directory;
+        `curve` ({"step", "loss", "distance", "d_nn"}: its training curve) goes to curve.json."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(trial)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}@{_writer_tag()}@", dir=self.root))
@@ -92,6 +94,8 @@ class ResultStore:
                           metadata={k: str(v) for k, v in meta.items()})
             for task, metrics in evaluations.items():
                 (tmp / f"eval-{task}.json").write_text(_dump(_clean(metrics)))
+            if curve is not None:
+                (tmp / "curve.json").write_text(_dump(curve))
             (tmp / "config.json").write_text(_dump(_clean({**trial.to_dict(), **meta})))  # last: marks a whole trial
             try:
                 os.replace(tmp, final)  # atomic; fails if another process finished the same trial first
@@ -101,6 +105,12 @@ class ResultStore:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+    def curve(self, trial: Trial) -> dict | None:
+        """The trial's training curve {"step": [K], "loss": [K], "distance": [K] (from the anchor), "d_nn"}, or None
+        when it was trained before curves were kept."""
+        path = self.path(trial) / "curve.json"
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def clean_stale(self) -> int:
         """Remove the temporary files of writers that died (kill -9) before renaming them; returns how many.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from .accel import resolve_device
 from .datasets import MINI_DATASETS, concept_names, load_dataset
 from .errors import VWError
 from .probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
@@ -52,6 +53,7 @@ class StudyConfig:
     steps: int = 0  # 0: the profile's default per task
     lr: float = 0.0  # 0: the profile's default per task
     task_kwargs: dict = field(default_factory=dict, hash=False)  # e.g. {"generation": {"num_inference_steps": 20}}
+    device: str = field(default="auto", compare=False)  # where models run: auto (CUDA when present), cpu, cuda[:N]
 
     def __post_init__(self):
         for name in ("datasets", "tasks", "deltas", "seeds", "spaces"):
@@ -114,9 +116,11 @@ class StudyConfig:
         return out
 
 
-def run_study(cfg: StudyConfig, progress: bool = True, transfer: bool = True, device: str = "cpu"):
-    """Train every missing trial of `cfg`, evaluate each word in the two other models, return `headline` scores."""
+def run_study(cfg: StudyConfig, progress: bool = True, transfer: bool = True, device: str | None = None):
+    """Train every missing trial of `cfg`, evaluate each word in the two other models, return `headline` scores.
+    `device` overrides `cfg.device`."""
 
+    device = resolve_device(device or cfg.device)
     store = ResultStore(cfg.out)
     models = load_models(cfg.profile, device)
     trials = cfg.trials()
@@ -127,6 +131,29 @@ def run_study(cfg: StudyConfig, progress: bool = True, transfer: bool = True, de
     keys = {t.key() for t in trials}
     scores = headline(store.table(), space=None)
     return scores[scores["trial_dir"].map(lambda d: Path(d).name in keys)].reset_index(drop=True)
+
+
+def training_curves(cfg: StudyConfig, trials: list[Trial] | None = None):
+    """Long table of the stored training curves of `trials` (default: cfg's grid): one row per (trial, logged step)
+    with concept, anchor, task, delta, step, loss, distance (‖v − anchor‖) and distance_over_dnn (‖v − anchor‖ / d_nn).
+    Trials trained before curves were kept have none.
+
+    Usage: training_curves(cfg).groupby(["delta", "step"]).distance_over_dnn.mean()
+    """
+    import pandas as pd
+
+    store = ResultStore(cfg.out)
+    rows = []
+    for t in trials if trials is not None else cfg.trials():
+        curve = store.curve(t) if store.done(t) else None
+        if not curve:
+            continue
+        d_nn = curve.get("d_nn") or math.nan
+        for step, loss, distance in zip(curve["step"], curve["loss"], curve["distance"]):
+            rows.append({"concept": t.concept, "anchor": t.anchor, "task": t.task, "dataset": t.dataset,
+                         "delta": t.delta, "step": step, "loss": loss, "distance": distance,
+                         "distance_over_dnn": distance / d_nn})
+    return pd.DataFrame(rows)
 
 
 def chance_note(scores) -> str:
@@ -159,9 +186,9 @@ def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=
     store = ResultStore(cfg.out)
     grid = grid_trials(cfg, dataset, task, delta)
     flat = [t for row in grid for t in row]
-    run_trials(flat, store, progress=False, task_kwargs=cfg.task_kwargs)
+    run_trials(flat, store, device=cfg.device, progress=False, task_kwargs=cfg.task_kwargs)
     ds = load_dataset(dataset)
-    model = load_model(cfg.profile, task)
+    model = load_model(cfg.profile, task, device=cfg.device)
     kwargs = task_kwargs_for(cfg.profile, task, cfg.task_kwargs)
     if task == "generation":
         kwargs["scorer"] = None
@@ -194,13 +221,13 @@ def truncation_row(cfg: StudyConfig, dataset: str, concept: str, anchor: str, de
     store = ResultStore(cfg.out)
     trial = Trial(cfg.profile, source_task, dataset, concept, anchor, parse_delta(delta), cfg.seeds[0], cfg.steps,
                   cfg.lr)
-    run_trials([trial], store, progress=False, task_kwargs=cfg.task_kwargs)
-    gen = load_model(cfg.profile, "generation")
+    run_trials([trial], store, device=cfg.device, progress=False, task_kwargs=cfg.task_kwargs)
+    gen = load_model(cfg.profile, "generation", device=cfg.device)
     task = make_task("generation", gen, load_dataset(dataset),
                      **(task_kwargs_for(cfg.profile, "generation", cfg.task_kwargs) | {"scorer": None}))
     words = store.load_words([trial])
     if source_task != "generation":
-        src = TextSide(load_model(cfg.profile, source_task))
+        src = TextSide(load_model(cfg.profile, source_task, device=cfg.device))
         words = fit_transfer(src, task.text, cfg.transfer_method)(words)
     batch = make_batch(task, [trial])
     layers = list(range(1, task.text.num_layers + 1))
@@ -215,15 +242,16 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
     encoder, in-domain and for words trained for `transfer_from` mapped into it; projected to 2-D, with kNN purity
     by concept and by anchor (paper Fig. 7 bottom)."""
     store = ResultStore(cfg.out)
-    target = load_model(cfg.profile, task)
+    target = load_model(cfg.profile, task, device=cfg.device)
     text = TextSide(target)
     panels = []
     for row, source in ((f"in-domain ({task})", task), (f"{transfer_from} -> {task}", transfer_from)):
         flat = [t for r in grid_trials(cfg, dataset, source, delta) for t in r]
-        run_trials(flat, store, progress=False, task_kwargs=cfg.task_kwargs)
+        run_trials(flat, store, device=cfg.device, progress=False, task_kwargs=cfg.task_kwargs)
         words = store.load_words(flat)
         if source != task:
-            words = fit_transfer(TextSide(load_model(cfg.profile, source)), text, cfg.transfer_method)(words)
+            source_text = TextSide(load_model(cfg.profile, source, device=cfg.device))
+            words = fit_transfer(source_text, text, cfg.transfer_method)(words)
         anchor_ids = torch.tensor([single_token_id(target.tokenizer, t.anchor) for t in flat])
         ids = text.ids([PROMPTS[task].format(t.anchor) for t in flat])
         acts = pooled_activations(text, ids, anchor_ids, words, evenly_spaced_layers(text.num_layers))

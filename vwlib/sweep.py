@@ -13,7 +13,7 @@ plus how to run it:
     group_size: 64                # trials per batched forward pass (one job), or one per task
                                   # ({generation: 2, detection: 8, classification: 64}); bound it by GPU memory
     transfer: true                # after training, score every word in the two other task models
-    device: cpu                   # cuda on GPU machines (bf16 frozen towers, SDPA, channels-last)
+    device: auto                  # auto: CUDA when present (bf16 frozen towers, SDPA, channels-last), else cpu
     compile: false                # torch.compile the UNet / text tower: pays off over long GPU sweeps
     ray: {num_cpus: 1, num_gpus: 0}   # resources of one job on a Ray cluster
 
@@ -51,7 +51,7 @@ class SweepConfig:
     study: StudyConfig
     group_size: int | dict = field(default=64, hash=False)  # trials per pass; or per task: {generation: 2, ...}
     transfer: bool = True
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA when the machine running the job has it, else the CPU
     compile: bool = False  # torch.compile the dominant frozen module (long GPU sweeps)
     ray: dict = field(default_factory=lambda: {"num_cpus": 1, "num_gpus": 0}, hash=False)
 
@@ -95,8 +95,8 @@ def load_sweep(path: str | Path, **overrides) -> SweepConfig:
         if task not in ("all", *TASKS) or isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise VWError(f"{path}: group_size must be a whole number >= 1, or one per task ({', '.join(TASKS)}), "
                           f"got {cfg.group_size!r}")
-    if cfg.device not in ("cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
-        raise VWError(f"{path}: device must be cpu, cuda or cuda:N, got {cfg.device!r}")
+    if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
+        raise VWError(f"{path}: device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     return cfg
 
 

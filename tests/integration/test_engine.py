@@ -219,3 +219,23 @@ def test_a_new_nms_threshold_rescores_detection_words_without_retraining_them(ti
     run_trials([trial], store, progress=False, models=models)
     assert store.evaluated_by(trial, "detection") == "random+nms0.7"
     assert word.stat().st_mtime_ns == before  # re-scored, not retrained
+
+
+def test_each_trial_keeps_its_training_curve_inside_its_ball(tmp_path, tiny_models):
+    """Loss and distance from the anchor every steps/40 steps, in curve.json; a δ-word never leaves δ·d_nn."""
+    from vwlib import StudyConfig, training_curves, training_curves_figure
+
+    store = ResultStore(tmp_path / "runs")
+    trials = [Trial("tiny", "classification", "mini-objects", "star", "heart", d, steps=80) for d in (0.5, math.inf)]
+    run_trials(trials, store, progress=False, models={("tiny", "classification"): tiny_models["classification"]})
+    for t in trials:
+        curve = store.curve(t)
+        assert curve["step"] == list(range(0, 80, 2)) + [79]  # 41 points: every 2 steps and the last
+        assert len(curve["loss"]) == len(curve["distance"]) == 41 and curve["d_nn"] > 0
+        assert curve["distance"][0] > 0  # logged after the first step
+    constrained = store.curve(trials[0])
+    assert max(constrained["distance"]) <= 0.5 * constrained["d_nn"] * (1 + 1e-5)
+    assert store.curve(trials[1])["distance"][-1] > 0.5 * constrained["d_nn"]  # the free word goes further
+    table = training_curves(StudyConfig(profile="tiny", out=str(tmp_path / "runs")), trials)
+    assert len(table) == 82 and table.distance_over_dnn.max() > 0.5
+    assert len(training_curves_figure(table).axes) == 2

@@ -25,7 +25,7 @@ CASES = [
     ("ambiguous anchors", ["train", "--anchors", "all"], None, "use 'dataset'"),
     ("negative seed", ["train", "--seeds", "-1"], None, "argument --seeds: must be >= 0"),
     ("unknown task", ["train", "--task", "segmentation"], None, "invalid choice: 'segmentation'"),
-    ("unknown device", ["train", "--device", "tpu"], None, "must be cpu, cuda or cuda:N"),
+    ("unknown device", ["train", "--device", "tpu"], None, "must be auto, cpu, cuda or cuda:N"),
     ("unknown profile", ["train", "--profile", "huge"], None, "invalid choice: 'huge'"),
     ("paper dataset missing", ["train", "--profile", "tiny", "--dataset", "imagenet"], None,
      "dataset imagenet not found"),
@@ -37,7 +37,7 @@ CASES = [
     ("sweep delta", ["sweep", "{sweep}"], SWEEP + "deltas: [0]\n", "δ must be > 0"),
     ("sweep anchors all", ["sweep", "{sweep}"], SWEEP + "anchors: all\n", "anchors must be one of grid, dataset, own"),
     ("sweep concepts", ["sweep", "{sweep}"], SWEEP.replace("concepts: 2", "concepts: -3"), "concepts must be >= 1"),
-    ("sweep device", ["sweep", "{sweep}"], SWEEP + "device: tpu\n", "device must be cpu, cuda or cuda:N"),
+    ("sweep device", ["sweep", "{sweep}"], SWEEP + "device: tpu\n", "device must be auto, cpu, cuda or cuda:N"),
     ("sweep task", ["sweep", "{sweep}"], SWEEP.replace("[classification]", "[segmentation]"),
      "unknown task 'segmentation'"),
     ("sweep steps type", ["sweep", "{sweep}"], SWEEP + "steps: many\n", "steps must be a whole number, got 'many'"),
@@ -59,6 +59,7 @@ CASES = [
     ("probe delta", ["probe", "--delta", "0"], None, "δ must be > 0"),
     ("mini steps", ["mini", "train", "--model", "clip", "--steps", "0"], None, "argument --steps: must be >= 1"),
     ("mini per concept", ["mini", "eval", "--per-concept", "0"], None, "argument --per-concept: must be >= 1"),
+    ("notebook prefix", ["notebooks", "--only", "04", "99"], None, "no notebook starts with '99'; choose from 00_"),
 ]
 
 
@@ -119,3 +120,16 @@ def test_the_cli_exit_code_and_stderr_from_a_real_process(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--lr" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_auto_is_every_commands_default_device_and_means_cuda_only_when_present():
+    from vwlib.accel import resolve_device
+    from vwlib.study import StudyConfig
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") == cli.device("auto") == expected
+    assert resolve_device("cpu") == "cpu"
+    parser = cli.build_parser()
+    for argv in (["train"], ["transfer", "fit"], ["probe"], ["fidelity"], ["notebooks"], ["mini", "train"]):
+        assert parser.parse_args(argv).device == expected, argv
+    assert StudyConfig(device="cpu") == StudyConfig(device="cuda")  # where it runs is not what it is
