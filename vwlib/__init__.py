@@ -32,6 +32,7 @@ _API = {
     "StudyConfig": "study", "run_study": "study", "anchor_grid": "study", "truncation_row": "study",
     "layer_panels_data": "study", "chance_note": "study", "training_curves": "study", "ResultStore": "store", "Trial": "trials",
     "TransferMap": "transfer", "map_table": "transfer", "modality_gap_table": "cones", "fidelity": "fidelity",
+    "export_word": "export", "load_word": "export",
     # statistics and the paper's numbers
     "headline": "stats", "summary": "stats", "bootstrap_ci": "stats", "paper_reference": "stats",
     # figures (matplotlib)

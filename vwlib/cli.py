@@ -6,6 +6,7 @@ Usage:
     vw train --task classification --dataset mini-objects --anchors dataset --deltas 0.5 inf
     vw results --csv results.csv            # every trial of a result store, one row per evaluation
     vw export-diffusers runs/mini/<trial> out/ --token "<star>"   # for StableDiffusionPipeline.load_textual_inversion
+    vw export-word runs/mini/<trial> star.safetensors  # any task's word; vwlib.load_word(stock_model, path)
     vw transfer fit|eval --profile mini     # the 6 maps between the task models; transferred words scored
     vw probe --dataset mini-objects --task generation   # layer-wise kNN purity by concept and by anchor
     vw mini train --model clip              # rebuild a mini checkpoint from its seed
@@ -264,6 +265,15 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_export_word(args) -> int:
+    from .export import export_word
+
+    path = export_word(args.trial_dir, args.out)
+    print(f"wrote {path}; in Python: prompt = vwlib.load_word(model, {str(path)!r}) puts it into the stock model "
+          f"(it takes over its anchor token there)")
+    return 0
+
+
 def _cmd_transfer(args) -> int:
     from .runner import evaluate_transfers, load_models
     from .store import ResultStore
@@ -405,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out_dir", type=folder)
     s.add_argument("--token", required=True, help='the placeholder token, e.g. "<sombrero>"')
     s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("export-word", help="write any task's word for its stock model (vwlib.load_word reads it)")
+    s.add_argument("trial_dir")
+    s.add_argument("out", type=new_file, help="the word file to write, e.g. star.safetensors")
+    s.set_defaults(func=_cmd_export_word)
 
     s = sub.add_parser("transfer", help="fit transfer maps between a profile's models, or evaluate transferred words")
     s.add_argument("action", choices=["fit", "eval"])

@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .paths import cache_root
-from .tokenizer import VOCAB_SIZE
+from .tokenizer import VOCAB_SIZE, clip_tokenizer
 
 MARKER = "vwlib_compact.json"
 
@@ -65,10 +65,26 @@ def convert_folder(src_dir: Path, dst_dir: Path, convert) -> None:
             shutil.copy2(src, dst)
 
 
+LAYOUT = "v2"  # of the materialised folder: v2 adds the tokenizer of a pipeline folder
+
+
+def _write_rebuildable_files(out: Path) -> None:
+    """Files a library can rebuild are not shipped but written here, so the folder is complete for stock loaders:
+    a diffusers pipeline folder gets SD 2.1's tokenizer (the CLIP BPE, padding with "!")."""
+    index_path = out / "model_index.json"
+    if not index_path.is_file():
+        return
+    index = json.loads(index_path.read_text())
+    if index.get("tokenizer", [None])[0] is None:
+        clip_tokenizer(pad_token="!").save_pretrained(out / "tokenizer")
+        index["tokenizer"] = ["transformers", "CLIPTokenizer"]
+        index_path.write_text(json.dumps(index, indent=2))
+
+
 def materialise(path: str | os.PathLike) -> Path:
     """The standard-format folder of a compact checkpoint, built once into the cache (atomically) and reused."""
     path = Path(path)
-    target = cache_root() / "mini" / f"{path.name}-{digest(path)}"
+    target = cache_root() / "mini" / f"{path.name}-{digest(path)}-{LAYOUT}"
     if target.is_dir():
         return target
     seed = json.loads((path / MARKER).read_text())["seed"]
@@ -90,6 +106,7 @@ def materialise(path: str | os.PathLike) -> Path:
             return full
 
         convert_folder(path, out, full_state)
+        _write_rebuildable_files(out)
         try:
             os.replace(out, target)
         except OSError:  # another process materialised it first

@@ -35,3 +35,21 @@ def test_shipped_mini_checkpoints_fit_the_30_mb_budget():
     files = [p for p in (CHECKPOINTS / "mini").rglob("*") if p.is_file()]
     assert {p.parent.name for p in files if p.name == "vwlib_compact.json"} == {"clip", "scorer", "owl", "sd"}
     assert sum(p.stat().st_size for p in files) <= 30_000_000
+
+
+def test_materialised_mini_sd_is_a_complete_diffusers_folder(tmp_path, monkeypatch):
+    """A stock StableDiffusionPipeline loads it with nothing passed in: the tokenizer is written when it is
+    materialised (the shipped checkpoint stays small), so load_textual_inversion works on it too."""
+    from diffusers import StableDiffusionPipeline
+
+    from vwlib.paths import CHECKPOINTS
+
+    monkeypatch.setenv("VWLIB_CACHE", str(tmp_path / "cache"))
+    shipped = CHECKPOINTS / "mini" / "sd"
+    assert not (shipped / "tokenizer").exists()
+    pipe = StableDiffusionPipeline.from_pretrained(materialise(shipped), safety_checker=None,
+                                                   requires_safety_checker=False, local_files_only=True)
+    assert pipe.tokenizer.pad_token == "!" and len(pipe.tokenizer) == 49408
+    width = pipe.text_encoder.get_input_embeddings().weight.shape[1]
+    pipe.load_textual_inversion({"<w>": torch.zeros(width)}, token="<w>")
+    assert pipe.tokenizer.convert_tokens_to_ids("<w>") == 49408
