@@ -200,10 +200,13 @@ def _cmd_mini(args) -> int:
 
 def study_from_args(args):
     """The StudyConfig of `vw train`'s arguments (one grid builder for the CLI, notebooks and sweeps)."""
-    from .datasets import require
+    from .datasets import folder_summary, is_folder_dataset, load_dataset, require
     from .study import ANCHOR_CHOICES, StudyConfig
 
     require(args.dataset)
+    if is_folder_dataset(args.dataset):  # your own concepts: one key however the folder was named
+        args.dataset = str(Path(args.dataset).resolve())
+        print(folder_summary(load_dataset(args.dataset)))
     anchors = args.anchors
     if anchors == ["all"]:
         raise VWError("--anchors all is ambiguous; use 'dataset' (every anchor of the dataset) or 'grid' (the anchors "
@@ -392,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train new words (a grid of trials) into a result store")
     s.add_argument("--profile", default="mini", choices=PROFILES)
     s.add_argument("--task", nargs="+", default=["classification"], choices=TASKS)
-    s.add_argument("--dataset", default="mini-objects")
+    s.add_argument("--dataset", default="mini-objects", help="a mini or paper dataset, or a folder of your own: one "
+                   "sub-folder of images per concept (>= 2 concepts, >= 3 images each)")
     s.add_argument("--concepts", nargs="*", help="default: all 10 of the dataset")
     s.add_argument("--anchors", nargs="+", default=["own"],
                    help="anchor words, or one of: own (default: each concept's own anchor), grid (the anchors of the "

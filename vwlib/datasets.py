@@ -8,8 +8,14 @@ The mini datasets mirror the paper's four in flavour:
 | `mini-instances` | DreamBooth  | 10 specific objects (colour + pattern + shape) that no single word names | one word of each name |
 | `mini-scenes`    | COCO / VOC  | cluttered 1–4 object scenes, labelled by the largest object's shape | the shape names |
 
+Your own concepts: a folder with one sub-folder of images per concept (at least 2 concepts, at least 3 images
+each; optionally a `boxes.json` in a sub-folder mapping file names to [[x0, y0, x1, y1], ...] pixel boxes, else the
+whole image is the box). Split rule: in file-name order, the last ceil(n / 5) images of a concept are held out (at
+least 1), the rest train. The folder names are the concepts and, unless anchors are given, the anchors.
+
 Usage:
     ds = load_dataset("mini-instances")            # ConceptDataset, deterministic
+    ds = load_dataset("photos/")                   # photos/mug/*.jpg, photos/teapot/*.png, ...
     ds.concepts[0], ds.anchors[0]                   # "red_striped_heart", "heart"
     ds.train[0].image, ds.val[0].boxes              # PIL 64x64, [[x0, y0, x1, y1]] of the concept's objects
 """
@@ -17,7 +23,10 @@ Usage:
 from __future__ import annotations
 
 import functools
+import json
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -117,20 +126,25 @@ def _concept_boxes(dataset: str, scene: Scene, label: int) -> list[list[float]]:
 
 
 def concept_names(name: str) -> tuple[list[str], list[str]]:
-    """(10 concepts, 10 index-aligned anchors) of a dataset, without loading any image (plans, dry runs)."""
+    """(concepts, index-aligned anchors) of a dataset, without loading any image (plans, dry runs)."""
+    if is_folder_dataset(name):
+        names = [d.name for d in _concept_folders(Path(name))]
+        return names, list(names)
     if name in PAPER_DATASETS:
         return list(PAPER_DATASETS[name][0]), list(PAPER_DATASETS[name][1])
     if name == "mini-instances":
         return list(INSTANCES), [a for a, _ in INSTANCES.values()]
     if name in MINI_DATASETS:
         return list(SHAPES), list(SHAPES)
-    raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}")
+    raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}, "
+                  f"or give a folder with one sub-folder of images per concept")
 
 
 @functools.lru_cache(maxsize=8)
 def load_mini_dataset(name: str, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
     if name not in MINI_DATASETS:
-        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}")
+        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}, "
+                  f"or give a folder with one sub-folder of images per concept")
     concepts, anchors = concept_names(name)
     base = _SEED_OFFSET[name] + 10 * seed
     # train and val come from disjoint seeds: no image is in both
@@ -139,7 +153,10 @@ def load_mini_dataset(name: str, n_train: int = 8, n_val: int = 10, seed: int = 
 
 
 def load_dataset(name: str, **kwargs) -> ConceptDataset:
-    """A dataset by name: the mini datasets (generated), or the paper's four from local copies."""
+    """A dataset by name: the mini datasets (generated), the paper's four from local copies, or a folder of your
+    own (one sub-folder of images per concept)."""
+    if is_folder_dataset(name):
+        return load_folder_dataset(name)
     if name in PAPER_DATASETS:
         return load_paper_dataset(name, **kwargs)
     return load_mini_dataset(name, **kwargs)
@@ -232,10 +249,13 @@ def _paper_items(name: str, root) -> list[tuple[str, int, list[list[float]]]]:
 
 
 def require(name: str) -> None:
-    """Fail fast, before any model loads, on an unknown dataset or a paper dataset that is not on this machine."""
+    """Fail fast, before any model loads, on an unknown dataset, a paper dataset that is not on this machine, or a
+    folder dataset that breaks the folder rules."""
     import os
-    from pathlib import Path
 
+    if is_folder_dataset(name):
+        load_folder_dataset(name)
+        return
     concept_names(name)
     root = Path(os.environ.get(DATA_ENV, "data")) / name
     if name in PAPER_DATASETS and not root.is_dir():
@@ -250,7 +270,8 @@ def load_paper_dataset(name: str, root=None, n_train: int = 8, n_val: int = 10, 
     from pathlib import Path
 
     if name not in PAPER_DATASETS:
-        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}")
+        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}, "
+                  f"or give a folder with one sub-folder of images per concept")
     root = Path(root or Path(os.environ.get(DATA_ENV, "data")) / name)
     if not root.is_dir():
         raise VWError(f"dataset {name} not found at {root}; put a local copy there ({_LAYOUT[name]}) or set "
@@ -261,13 +282,100 @@ def load_paper_dataset(name: str, root=None, n_train: int = 8, n_val: int = 10, 
     train, val = [], []
     for c in range(len(concepts)):
         mine = [it for it in items if it[1] == c]
-        if len(mine) < n_train:
+        c_train, need = n_train, n_train
+        if name == "dreambooth":  # 4-6 photos per subject: the folder rule, ceil(n / 5) of them held out
+            c_train, need = len(mine) - held_out_count(len(mine)), FOLDER_MIN_IMAGES
+        if len(mine) < need:
             raise VWError(f"dataset {name}: concept {concepts[c]!r} has {len(mine)} images under {root}, needs at "
-                          f"least {n_train} for training")
+                          f"least {need}")
         order = rng.permutation(len(mine))
-        for k, i in enumerate(order[: n_train + n_val]):
+        for k, i in enumerate(order[: c_train + n_val]):
             path, label, boxes = mine[i]
             image = Image.open(path).convert("RGB")
             ex = Example(image, label, boxes or [[0.0, 0.0, float(image.width), float(image.height)]], concepts[label])
-            (train if k < n_train else val).append(ex)
+            (train if k < c_train else val).append(ex)
     return ConceptDataset(name, list(concepts), list(anchors), train, val, meta={"root": str(root), "seed": seed})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Your own concepts: a folder with one sub-folder of images per concept
+# --------------------------------------------------------------------------------------------------------------
+
+FOLDER_MIN_CONCEPTS, FOLDER_MIN_IMAGES = 2, 3  # at least 2 images to train on and 1 held out
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+_DATASET_NAMES = (*MINI_DATASETS, *PAPER_DATASETS)
+
+
+def is_folder_dataset(name: str) -> bool:
+    """A dataset name that is a folder on disk (and not one of the named datasets)."""
+    return name not in _DATASET_NAMES and Path(name).is_dir()
+
+
+def held_out_count(n: int) -> int:
+    """Images held out of a concept with `n` images: ceil(n / 5), at least 1 (the last ones in file-name order)."""
+    return max(1, math.ceil(n / 5))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def _concept_folders(root: Path) -> list[Path]:
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _images_in(d))
+
+
+def load_folder_dataset(path: str) -> ConceptDataset:
+    """Your own concepts from `path`/<concept>/<images> (see the module docstring for the rules and the split).
+    Every rule broken is a VWError naming the folder and the fix."""
+    root = Path(path)
+    stamp = max((p.stat().st_mtime_ns for p in root.rglob("*")), default=0)  # a changed folder is read again
+    return _load_folder(str(root.resolve()), stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_folder(root_name: str, stamp: int) -> ConceptDataset:
+    root = Path(root_name)
+    folders = _concept_folders(root)
+    if len(folders) < FOLDER_MIN_CONCEPTS:
+        raise VWError(f"folder dataset {root}: {len(folders)} concept folder(s) with images, needs at least "
+                      f"{FOLDER_MIN_CONCEPTS} (one sub-folder of {', '.join(IMAGE_SUFFIXES)} images per concept)")
+    concepts = [d.name for d in folders]
+    train, val = [], []
+    for label, folder in enumerate(folders):
+        images = _images_in(folder)
+        if len(images) < FOLDER_MIN_IMAGES:
+            raise VWError(f"folder dataset {root}: concept {folder.name!r} has {len(images)} image(s), needs at least "
+                          f"{FOLDER_MIN_IMAGES} ({FOLDER_MIN_IMAGES - 1} to train on, 1 held out); add images to "
+                          f"{folder}")
+        boxes = _boxes_file(folder)
+        n_val = held_out_count(len(images))
+        for k, image_path in enumerate(images):
+            image = Image.open(image_path).convert("RGB")
+            own = boxes.get(image_path.name) or [[0.0, 0.0, float(image.width), float(image.height)]]
+            ex = Example(image, label, [list(map(float, b)) for b in own], folder.name.replace("_", " "))
+            (val if k >= len(images) - n_val else train).append(ex)
+    return ConceptDataset(str(root), concepts, list(concepts), train, val, meta={"root": str(root), "folder": True})
+
+
+def _boxes_file(folder: Path) -> dict:
+    path = folder / "boxes.json"
+    if not path.is_file():
+        return {}
+    try:
+        boxes = json.loads(path.read_text())
+        ok = isinstance(boxes, dict) and all(isinstance(v, list) and all(len(b) == 4 for b in v)
+                                             for v in boxes.values())
+    except (json.JSONDecodeError, TypeError):
+        ok = False
+    if not ok:
+        raise VWError(f"{path}: must map image file names to lists of [x0, y0, x1, y1] pixel boxes, e.g. "
+                      f'{{"01.jpg": [[10, 20, 200, 180]]}}')
+    return boxes
+
+
+def folder_summary(ds: ConceptDataset) -> str:
+    """One line: the concepts of a folder dataset with their train / held-out image counts."""
+    counts = [(c, sum(e.label == i for e in ds.train), sum(e.label == i for e in ds.val))
+              for i, c in enumerate(ds.concepts)]
+    return (f"{ds.name}: {len(ds.concepts)} concepts (train + held out, the last ceil(n/5) of each in file-name "
+            f"order held out): " + ", ".join(f"{c} {a}+{b}" for c, a, b in counts))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+import re
 
 from .errors import VWError
 
@@ -68,8 +69,11 @@ def single_token_id(tokenizer, word: str) -> int:
     ids = tokenizer(word, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         pieces = tokenizer.convert_ids_to_tokens(ids)
+        parts = [p for p in re.split(r"[_\-\s.]+", word) if p]
+        singles = [p for p in parts if p != word and len(tokenizer(p, add_special_tokens=False)["input_ids"]) == 1]
+        hint = f"; single-token words in it: {', '.join(singles)}" if singles else ""
         raise VWError(
             f"anchor {word!r} is {len(ids)} CLIP tokens {pieces}, not one; choose a word that is a single token "
-            f"(check with: vw tokens {word!r})"
+            f"(check with: vw tokens {word!r}){hint}"
         )
     return int(ids[0])
