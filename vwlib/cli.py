@@ -7,6 +7,7 @@ Usage:
     vw results --csv results.csv            # every trial of a result store, one row per evaluation
     vw export-diffusers runs/mini/<trial> out/ --token "<star>"   # for StableDiffusionPipeline.load_textual_inversion
     vw export-word runs/mini/<trial> star.safetensors  # any task's word; vwlib.load_word(stock_model, path)
+    vw data check [--profile paper]         # the profile's datasets: present, missing, how to get them
     vw transfer fit|eval --profile mini     # the 6 maps between the task models; transferred words scored
     vw probe --dataset mini-objects --task generation   # layer-wise kNN purity by concept and by anchor
     vw mini train --model clip              # rebuild a mini checkpoint from its seed
@@ -268,6 +269,21 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_data(args) -> int:
+    from .datasets import DATA_ENV, check_data
+
+    rows = check_data(args.profile)
+    for r in rows:
+        print(f"{r['dataset']:<15} {r['status']:<10} {r['detail']}" + (f"  [{r['root']}]" if r["root"] else ""))
+        if r["status"] in ("missing", "incomplete"):
+            print(f"{'':<15} get it: {r['obtain']}")
+    missing = [r["dataset"] for r in rows if r["status"] in ("missing", "incomplete")]
+    if missing:
+        print(f"{len(missing)} of {len(rows)} datasets not ready; put them under ${DATA_ENV} (now: "
+              f"{rows[0]['root'].rsplit('/', 1)[0] if rows[0]['root'] else 'data'})")
+    return 1 if missing else 0
+
+
 def _cmd_export_word(args) -> int:
     from .export import export_word
 
@@ -419,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out_dir", type=folder)
     s.add_argument("--token", required=True, help='the placeholder token, e.g. "<sombrero>"')
     s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("data", help="which datasets a profile needs, which are on this machine, how to get the rest")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("--profile", default="paper", choices=PROFILES)
+    s.set_defaults(func=_cmd_data)
 
     s = sub.add_parser("export-word", help="write any task's word for its stock model (vwlib.load_word reads it)")
     s.add_argument("trial_dir")

@@ -125,6 +125,11 @@ def _concept_boxes(dataset: str, scene: Scene, label: int) -> list[list[float]]:
     return boxes[:1]
 
 
+def _unknown_dataset(name: str) -> VWError:
+    return VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}, or give "
+                   f"a folder with one sub-folder of images per concept")
+
+
 def concept_names(name: str) -> tuple[list[str], list[str]]:
     """(concepts, index-aligned anchors) of a dataset, without loading any image (plans, dry runs)."""
     if is_folder_dataset(name):
@@ -136,15 +141,13 @@ def concept_names(name: str) -> tuple[list[str], list[str]]:
         return list(INSTANCES), [a for a, _ in INSTANCES.values()]
     if name in MINI_DATASETS:
         return list(SHAPES), list(SHAPES)
-    raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}, "
-                  f"or give a folder with one sub-folder of images per concept")
+    raise _unknown_dataset(name)
 
 
 @functools.lru_cache(maxsize=8)
 def load_mini_dataset(name: str, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
     if name not in MINI_DATASETS:
-        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}, "
-                  f"or give a folder with one sub-folder of images per concept")
+        raise _unknown_dataset(name)
     concepts, anchors = concept_names(name)
     base = _SEED_OFFSET[name] + 10 * seed
     # train and val come from disjoint seeds: no image is in both
@@ -204,9 +207,6 @@ def _area(box) -> float:
 
 def _paper_items(name: str, root) -> list[tuple[str, int, list[list[float]]]]:
     """(image path, concept index, boxes of the concept) for every usable image of a paper dataset under `root`."""
-    import json
-    from pathlib import Path
-
     root = Path(root)
     concepts = PAPER_DATASETS[name][0]
     items = []
@@ -248,16 +248,63 @@ def _paper_items(name: str, root) -> list[tuple[str, int, list[list[float]]]]:
     return items
 
 
+SOURCES = {  # where each paper dataset comes from (none of these hosts is reachable from this project's machines)
+    "imagenet": "ImageNet-1k (image-net.org, an account is needed): the 10 classes' images with their ILSVRC box "
+                ".xml files, one folder per concept",
+    "dreambooth": "the DreamBooth dataset (github.com/google/dreambooth, folder dataset/): 4-6 photos per subject",
+    "coco": "COCO 2017 (cocodataset.org): val2017 images and annotations_trainval2017's instances_val2017.json",
+    "pascal": "PASCAL VOC 2012 (host.robots.ox.ac.uk/pascal/VOC/voc2012): VOCtrainval's Annotations/ and JPEGImages/",
+}
+PROFILE_DATASETS = {  # the datasets each profile's study runs on (make figures PROFILE=..., vw data check)
+    "paper": tuple(PAPER_DATASETS), "paper-random": MINI_DATASETS, "mini": MINI_DATASETS, "tiny": MINI_DATASETS,
+}
+
+
+def data_root(name: str) -> Path:
+    """Where a paper dataset is looked for: $VWLIB_DATA_DIR/<name> (default ./data/<name>)."""
+    import os
+
+    return Path(os.environ.get(DATA_ENV, "data")) / name
+
+
+def check_data(profile: str = "paper") -> list[dict]:
+    """Per dataset of `profile`: {"dataset", "root", "status" (ok | missing | incomplete | generated), "detail",
+    "obtain"}. Reads file lists and annotations only, no image."""
+    rows = []
+    for name in PROFILE_DATASETS[profile]:
+        if name in MINI_DATASETS:
+            rows.append({"dataset": name, "root": "", "status": "generated", "detail": "drawn by vwlib/world.py",
+                         "obtain": ""})
+            continue
+        root = data_root(name)
+        row = {"dataset": name, "root": str(root), "obtain": f"{SOURCES[name]}; layout: {_LAYOUT[name]}"}
+        if not root.is_dir():
+            rows.append(row | {"status": "missing", "detail": "no folder"})
+            continue
+        try:
+            items = _paper_items(name, root)
+        except (OSError, ValueError, KeyError) as e:
+            rows.append(row | {"status": "incomplete", "detail": f"unreadable layout ({type(e).__name__}: {e})"})
+            continue
+        counts = [sum(it[1] == c for it in items) for c in range(len(PAPER_DATASETS[name][0]))]
+        need = FOLDER_MIN_IMAGES if name == "dreambooth" else 8
+        short = [f"{c} ({n})" for c, n in zip(PAPER_DATASETS[name][0], counts) if n < need]
+        detail = f"{len(counts)} concepts, {min(counts)}-{max(counts)} images each"
+        if short:
+            rows.append(row | {"status": "incomplete", "detail": f"{detail}; fewer than {need}: {', '.join(short)}"})
+        else:
+            rows.append(row | {"status": "ok", "detail": detail})
+    return rows
+
+
 def require(name: str) -> None:
     """Fail fast, before any model loads, on an unknown dataset, a paper dataset that is not on this machine, or a
     folder dataset that breaks the folder rules."""
-    import os
-
     if is_folder_dataset(name):
         load_folder_dataset(name)
         return
     concept_names(name)
-    root = Path(os.environ.get(DATA_ENV, "data")) / name
+    root = data_root(name)
     if name in PAPER_DATASETS and not root.is_dir():
         raise VWError(f"dataset {name} not found at {root}; put a local copy there ({_LAYOUT[name]}) or set "
                       f"${DATA_ENV}")
@@ -265,14 +312,11 @@ def require(name: str) -> None:
 
 def load_paper_dataset(name: str, root=None, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
     """One of the paper's datasets from a local copy: 8 training images per concept drawn without replacement
-    (seeded), the next `n_val` for validation. Images without boxes get the whole image as their box."""
-    import os
-    from pathlib import Path
-
+    (seeded), the next `n_val` for validation (DreamBooth: the folder rule). Images without boxes get the whole
+    image as their box."""
     if name not in PAPER_DATASETS:
-        raise VWError(f"unknown dataset {name!r}; choose one of {', '.join([*MINI_DATASETS, *PAPER_DATASETS])}, "
-                  f"or give a folder with one sub-folder of images per concept")
-    root = Path(root or Path(os.environ.get(DATA_ENV, "data")) / name)
+        raise _unknown_dataset(name)
+    root = Path(root or data_root(name))
     if not root.is_dir():
         raise VWError(f"dataset {name} not found at {root}; put a local copy there ({_LAYOUT[name]}) or set "
                       f"${DATA_ENV}")

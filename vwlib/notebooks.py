@@ -90,6 +90,20 @@ def run_notebook(src: str | os.PathLike, out_dir: str | os.PathLike = BUILD_DIR,
     return out
 
 
+def profile_parameters(profile: str) -> dict:
+    """Notebook parameters a profile implies beyond its name: its datasets (`paper`: the paper's four), and a tour
+    concept of the first. Every dataset must be on this machine: else one VWError, before any notebook runs."""
+    from .datasets import MINI_DATASETS, PROFILE_DATASETS, concept_names, require
+
+    datasets = PROFILE_DATASETS[profile]
+    for name in datasets:
+        require(name)
+    if datasets == MINI_DATASETS:
+        return {}
+    concepts, anchors = concept_names(datasets[0])
+    return {"datasets": list(datasets), "dataset": datasets[0], "concept": concepts[0], "unrelated": anchors[1]}
+
+
 def run_notebooks(profile: str = "mini", notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
                   out_dir: str | os.PathLike = BUILD_DIR, parameters: dict | None = None, full: bool = False,
                   only: list[str] | None = None, log_output: bool = False) -> list[Path]:
@@ -97,7 +111,7 @@ def run_notebooks(profile: str = "mini", notebooks_dir: str | os.PathLike = NOTE
     prefixes, e.g. ["04", "07"]), passing `profile` (and `parameters`) to each; `full`: the FULL grid instead of
     the notebooks' own quick one.
     `log_output` streams each cell's output while it runs. Writes `index.html` beside the executed copies."""
-    parameters = {**(FULL if full else {}), **(parameters or {})}
+    parameters = {**profile_parameters(profile), **(FULL if full else {}), **(parameters or {})}
     paths = sorted(Path(notebooks_dir).glob("*.ipynb"))
     if not paths:
         raise VWError(f"no notebooks in {notebooks_dir}")
