@@ -11,6 +11,7 @@ Usage:
 
 from __future__ import annotations
 
+import copy
 import functools
 import gzip
 import os
@@ -52,12 +53,19 @@ def clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {t: i for i, t in enumerate(tokens)}, merges
 
 
-@functools.lru_cache(maxsize=4)
 def clip_tokenizer(pad_token: str = "<|endoftext|>", model_max_length: int = 77):
-    """A transformers `CLIPTokenizer` over the real CLIP vocabulary, built without any download.
+    """A transformers `CLIPTokenizer` over the real CLIP vocabulary, built without any download; a fresh copy each
+    call, because stock code mutates tokenizers (`load_textual_inversion` adds tokens) and one model's new token
+    must not appear in another's.
 
     pad_token: "<|endoftext|>" as in OpenAI CLIP; SD 2.x and OWL-v2 pad with "!" (id 0).
     """
+    return copy.deepcopy(_shared_clip_tokenizer(pad_token, model_max_length))
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_clip_tokenizer(pad_token: str = "<|endoftext|>", model_max_length: int = 77):
+    """The one built instance per setting (building one takes seconds); only copies of it are handed out."""
     from transformers import CLIPTokenizer
 
     vocab, merges = clip_vocab_and_merges()

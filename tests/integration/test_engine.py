@@ -97,7 +97,8 @@ def test_store_skips_finished_trials_and_tabulates(tmp_path):
     dirs = run_trials(trials, store, progress=False)
     assert [d.name for d in dirs] == [t.key() for t in trials]
     for d in dirs:
-        assert {p.name for p in d.iterdir()} == {"config.json", "embedding.safetensors", "eval-classification.json"}
+        assert {p.name for p in d.iterdir()} == {"config.json", "embedding.safetensors", "eval-classification.json",
+                                                   "curve.json"}
         config = json.loads((d / "config.json").read_text())
         assert config["status"] == "ok" and config["delta"] == 0.5 and config["model_id"] == "random"
     stamp = [d.stat().st_mtime_ns for d in dirs]

@@ -34,11 +34,12 @@ def test_imagenet_class_folders_with_box_files(tmp_path):
 
 def test_dreambooth_subject_folders_and_optional_boxes(tmp_path):
     for concept in PAPER_DATASETS["dreambooth"][0]:
-        for k in range(2):
+        for k in range(3):  # DreamBooth subjects have 4-6 photos; 3 is the least that loads (2 train, 1 held out)
             _img(tmp_path / concept / f"{k:02d}.jpg")
     (tmp_path / "boxes.json").write_text(json.dumps({"cat2": {"00.jpg": [[3, 3, 9, 9]]}}))
-    ds = load_dataset("dreambooth", root=tmp_path, n_train=2, n_val=0)
-    cat = {tuple(map(tuple, e.boxes)) for e in ds.train if e.label == 0}
+    ds = load_dataset("dreambooth", root=tmp_path, n_train=2, n_val=1)
+    assert len(ds.train) == 20 and len(ds.val) == 10
+    cat = {tuple(map(tuple, e.boxes)) for e in ds.train + ds.val if e.label == 0}
     assert cat == {((3, 3, 9, 9),), ((0.0, 0.0, 40.0, 30.0),)}  # no box given: the whole image
 
 
