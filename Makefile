@@ -24,7 +24,7 @@ install: $(STAMP)
 ## the main job: run every notebook headlessly (papermill) on the mini world, writing figures/
 ## (FULL=1: the full 10 x 10 concept x anchor grid; PROFILE=paper: the paper's models on a GPU machine)
 figures: install
-	$(BIN)/vw notebooks --profile $(PROFILE) $(if $(FULL),--full)
+	$(BIN)/vw notebooks --profile $(PROFILE) $(if $(FULL),--full) $(if $(DRY_RUN),--dry-run)
 
 ## the default test run: unit, integration on tiny models, notebook smoke runs; no network, no slow tests
 test: install

@@ -164,8 +164,17 @@ def _cmd_tokens(args) -> int:
 
 
 def _cmd_notebooks(args) -> int:
-    from .notebooks import run_notebooks
+    from .notebooks import FULL, run_notebooks
 
+    if args.dry_run:  # the study grid the notebooks would train, what it needs and what it would cost
+        from .datasets import PROFILE_DATASETS
+        from .study import StudyConfig, bill
+
+        cfg = StudyConfig(profile=args.profile, datasets=PROFILE_DATASETS[args.profile],
+                          concepts=FULL["concepts"] if args.full else 5)
+        trials = cfg.trials()
+        print(json.dumps({"trials": len(trials)} | bill(cfg, trials), indent=1))
+        return 0
     run_notebooks(profile=args.profile, full=args.full, only=args.only, log_output=args.log_output,
                   parameters={"device": args.device})
     return 0
@@ -355,8 +364,12 @@ def _cmd_sweep(args) -> int:
         for name in cfg.study.datasets:
             require(name)
     if args.dry_run:
+        from .study import bill
+
         trials, jobs = plan(cfg, ResultStore(cfg.study.out))
-        print(json.dumps({"trials": len(trials), "unfinished": sum(map(len, jobs)), "jobs": len(jobs)}))
+        todo = [t for job in jobs for t in job]
+        print(json.dumps({"trials": len(trials), "unfinished": len(todo), "jobs": len(jobs)}
+                         | bill(cfg.study, todo), indent=1))
         return 0
     summary = run_sweep(cfg, backend=args.backend, address=args.address, progress=not args.quiet)
     print(json.dumps(summary))
@@ -475,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--full", action="store_true", help="the full 10 x 10 grid (default: the quick 5 x 5 one)")
     s.add_argument("--only", nargs="+", metavar="PREFIX", help="run only these notebooks, e.g. --only 04 07")
     s.add_argument("--log-output", action="store_true", help="stream each cell's output while it runs")
+    s.add_argument("--dry-run", action="store_true", help="print the models, datasets and trials the notebooks "
+                   "need and the GPU-hours they would cost (paper profiles), and run nothing")
     s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_notebooks)
 
