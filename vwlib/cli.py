@@ -279,7 +279,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .datasets import DATA_ENV, check_data
+    from .datasets import DATA_ENV, check_data, data_root
 
     rows = check_data(args.profile)
     for r in rows:
@@ -289,7 +289,7 @@ def _cmd_data(args) -> int:
     missing = [r["dataset"] for r in rows if r["status"] in ("missing", "incomplete")]
     if missing:
         print(f"{len(missing)} of {len(rows)} datasets not ready; put them under ${DATA_ENV} (now: "
-              f"{rows[0]['root'].rsplit('/', 1)[0] if rows[0]['root'] else 'data'})")
+              f"{data_root('').resolve()})")
     return 1 if missing else 0
 
 

@@ -33,7 +33,7 @@ from .metrics import NAME_PROMPT
 from .profiles import load_model
 from .stats import bootstrap_ci
 from .tasks import PROMPTS, TrialBatch, make_batch, make_task
-from .vision import clip_image_features, owl_image_side
+from .vision import clip_image_features, owl_image_side, proposal_overlap
 
 
 class OutputSpace:
@@ -84,8 +84,6 @@ def image_embeddings(task, concept: int) -> torch.Tensor:
     """[n, E] unit image-side embeddings of the concept's held-out images in `task`'s joint space: CLIP image
     features (classification), or the class embedding of the proposal best matching each ground-truth box
     (detection). Generation has no joint space and raises."""
-    from torchvision.ops import box_iou
-
     examples = [e for e in task.ds.val if e.label == concept]
     if task.name == "classification":
         return clip_image_features(task.loaded, [e.image for e in examples]).cpu()
@@ -93,8 +91,7 @@ def image_embeddings(task, concept: int) -> torch.Tensor:
         side = owl_image_side(task.loaded, [e.image for e in examples])
         rows = []
         for i, e in enumerate(examples):
-            iou = box_iou(side["boxes"][i].cpu(), torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4))
-            rows.append(side["class_embeds"][i, iou.max(1).values.argmax()].cpu())
+            rows.append(side["class_embeds"][i, proposal_overlap(side, i, e.boxes).argmax()].cpu())
         return F.normalize(torch.stack(rows).float(), dim=-1)
     raise VWError(f"the {task.name} model has no joint text-image space: the modality gap is measured for "
                   f"classification and detection")

@@ -35,7 +35,7 @@ from .metrics import NAME_PROMPT, detection_map, image_votes, text_features, zer
 from .text import TextSide
 from .tokenizer import single_token_id
 from .trials import Trial
-from .vision import clip_image_features, owl_image_side, owl_logits, sd_latents
+from .vision import clip_image_features, owl_image_side, owl_logits, proposal_overlap, sd_latents
 
 PROMPTS = {"generation": "a photo of {}", "detection": "{}", "classification": "a photo of a {}"}
 
@@ -173,16 +173,12 @@ class DetectionTask(Task):
     IOU_POSITIVE = 0.5  # [decided] proposals with IoU >= 0.5 to a box of the concept (else the best one) are positive
 
     def __init__(self, loaded, dataset):
-        from torchvision.ops import box_iou
-
         super().__init__(loaded, dataset)
         side = owl_image_side(loaded, [e.image for e in dataset.train])
         self.train_embeds = side["class_embeds"]  # [N, P, E]
         positive = torch.zeros(self.train_embeds.shape[:2], dtype=torch.bool)
         for i, e in enumerate(dataset.train):
-            # labelling is bookkeeping: on the CPU, whatever device the image side lives on
-            iou = box_iou(side["boxes"][i].float().cpu(), torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4))
-            iou = iou.max(1).values
+            iou = proposal_overlap(side, i, e.boxes)
             positive[i] = iou >= self.IOU_POSITIVE
             positive[i, iou.argmax()] = True
         self.train_positive = positive.to(self.train_embeds.device)

@@ -19,6 +19,14 @@ def clip_image_features(loaded, images) -> torch.Tensor:
     return loaded.adapter.image_features(list(images))
 
 
+def proposal_overlap(side: dict, i: int, boxes: list[list[float]]) -> torch.Tensor:
+    """[P]: each OWL-v2 proposal of image `i` of `side` (from `owl_image_side`), its best IoU with `boxes`
+    (pixel xyxy). On the CPU, whatever device the image side lives on: labelling proposals is bookkeeping."""
+    from torchvision.ops import box_iou
+
+    return box_iou(side["boxes"][i].float().cpu(), torch.tensor(boxes, dtype=torch.float).reshape(-1, 4)).max(1).values
+
+
 def owl_image_side(loaded, images) -> dict[str, torch.Tensor]:
     """OWL-v2's query-independent image side (see `vwlib.families.owl.OwlFamily.image_side`)."""
     return loaded.adapter.image_side(list(images))
