@@ -30,7 +30,8 @@ def substitute_token(embedding: torch.nn.Module, anchor_ids: torch.Tensor, vecto
         if ids.shape[0] != anchor_ids.shape[0]:
             raise ValueError(f"batch of {ids.shape[0]} prompts but {anchor_ids.shape[0]} substitutions")
         mask = (ids == anchor_ids.to(ids.device)[:, None]).unsqueeze(-1)  # [B, L, 1]
-        return torch.where(mask, vectors.to(output.dtype)[:, None, :], output)
+        # words stored on disk load on the CPU: move them to the model (a no-op, and differentiable, when there)
+        return torch.where(mask, vectors.to(output.device, output.dtype)[:, None, :], output)
 
     handle = embedding.register_forward_hook(hook)
     try:

@@ -34,7 +34,8 @@ def final_norm(text) -> torch.nn.Module:
 @torch.no_grad()
 def pooled_activations(text, ids: torch.Tensor, anchor_ids=None, vectors=None, layers: list[int] | None = None,
                        ) -> dict[int, torch.Tensor]:
-    """{layer: [B, D]} the end-of-text token's state after block `layer` and the final layer norm."""
+    """{layer: [B, D]} the end-of-text token's state after block `layer` and the final layer norm (float32, on the
+    CPU: probes compare and project them there, whatever device the model runs on)."""
     layers = layers or list(range(1, text.num_layers + 1))
     eos = (ids == EOS_ID).int().argmax(1)  # first end-of-text position: own the pooling, do not trust argmax(ids)
     with text.patched(anchor_ids, vectors), capture_block_outputs(text.block_owner, text.block_attr) as outputs:
@@ -45,13 +46,13 @@ def pooled_activations(text, ids: torch.Tensor, anchor_ids=None, vectors=None, l
         h = outputs[k - 1]
         if h.shape[0] != ids.shape[0]:  # older open_clip runs blocks sequence-first, [L, B, D]
             h = h.transpose(0, 1)
-        acts[k] = norm(h[torch.arange(len(ids)), eos]).float()
+        acts[k] = norm(h[torch.arange(len(ids)), eos]).detach().float().cpu()
     return acts
 
 
 def knn_shares(x: torch.Tensor | np.ndarray, labels, k: int = 5) -> np.ndarray:
     """[N]: the share of each point's k nearest neighbours (Euclidean, itself excluded) that share its label."""
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    x = x.detach().cpu().double() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.float64)
     labels = torch.as_tensor(np.asarray(labels))
     d = torch.cdist(x, x)
     d.fill_diagonal_(float("inf"))

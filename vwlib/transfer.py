@@ -47,9 +47,10 @@ class TransferMap:
     quality: dict = field(default_factory=dict)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.double() @ self.weight
+        """[N, D_src] -> [N, D_dst] float32, on x's device (a map loaded from disk lives on the CPU)."""
+        y = x.double() @ self.weight.to(x.device)
         if self.mlp is not None:
-            y = y + self.mlp(x.float()).double()
+            y = y + self.mlp.to(x.device)(x.float()).double()
         return y.float()
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -162,7 +163,7 @@ def nearest_words(text, vectors: torch.Tensor, k: int = 5) -> list[list[tuple[st
     top = dist.topk(k, largest=False)
     tok = text.loaded.tokenizer
     out = []
-    for row_d, row_i in zip(top.values, top.indices):
+    for row_d, row_i in zip(top.values.cpu(), top.indices.cpu()):  # known ids live on the CPU
         words = tok.convert_ids_to_tokens(ids[row_i].tolist())
         out.append([(w.replace("</w>", ""), float(d)) for w, d in zip(words, row_d)])
     return out

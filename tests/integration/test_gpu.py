@@ -80,4 +80,42 @@ def test_gpu_compile_path_trains_the_same_words():
     compiled, anchor = words(True)
     eager, _ = words(False)
     assert not torch.allclose(compiled, anchor)  # it trained
-    assert torch.allclose(compiled, eager, atol=1e-2, rtol=0)  # the compiled UNet gives the same trajectory
+    # both run bf16 towers; fused kernels round differently (measured on an H100: up to 0.011 after 3 steps), the
+    # same tolerance as GPU against CPU
+    gap = float((compiled - eager).abs().max())
+    assert gap <= 2e-2, f"compiled and eager words differ by {gap:.4f}"
+
+
+@pytest.mark.gpu
+def test_the_runner_trains_scores_and_transfers_on_cuda(tmp_path):
+    """`vw train --device cuda` end to end: train and score in-domain (with each word's nearest word), then map every
+    word into the two other models and score it there; the same readings as on the CPU."""
+    from vwlib.runner import load_models, run_trials, transfer_all
+    from vwlib.store import ResultStore
+
+    trials = [Trial("tiny", task, "mini-objects", "star", "heart", 0.5) for task in FAMILY]
+    evaluations = {}
+    for device in ("cuda", "cpu"):
+        store = ResultStore(tmp_path / device)
+        models = load_models("tiny", device)
+        run_trials(trials, store, device=device, progress=False, models={("tiny", r): m for r, m in models.items()})
+        assert transfer_all("tiny", models, store, trials=trials) == 6
+        evaluations[device] = [store.evaluation(t, task) for t in trials for task in FAMILY]
+    for gpu, cpu in zip(evaluations["cuda"], evaluations["cpu"]):
+        assert set(gpu) == set(cpu)  # the same readings, scored on each device
+        if gpu.get("transfer_method") is None:  # in-domain, within 0.5 d_nn: the anchor is the nearest word
+            assert gpu["nearest_word"] == cpu["nearest_word"] == "heart"
+
+
+@pytest.mark.gpu
+def test_fidelity_measures_on_cuda(tmp_path):
+    """`vw fidelity --device cuda`: floors, names, the δ = 0 control, the layer probes and the report, on the GPU."""
+    from dataclasses import replace
+
+    from vwlib.fidelity import FIDELITY_GRID, measure, report
+
+    cfg = replace(FIDELITY_GRID, profile="tiny", datasets=("mini-objects",), concepts=2, out=str(tmp_path),
+                  task_kwargs={"generation": {"num_inference_steps": 1, "batch_per_trial": 2}})
+    checks = {c["check"]: c for c in report(measure(cfg, progress=False, device="cuda"))["checks"]}
+    assert checks["layers/mini-objects/in_domain/last_by_concept"]["n"] == 4
+    assert checks["floor/mini-objects/classification"]["n"] == 20
