@@ -30,7 +30,8 @@ _API = {
     "load_dataset": "datasets", "VWError": "errors", "MissingModelError": "errors",
     # the study
     "StudyConfig": "study", "run_study": "study", "anchor_grid": "study", "truncation_row": "study",
-    "layer_panels_data": "study", "chance_note": "study", "training_curves": "study", "ResultStore": "store", "Trial": "trials",
+    "layer_panels_data": "study", "chance_note": "study", "transfer_gallery": "study", "WordInspector": "study",
+    "WordBrowser": "browser", "training_curves": "study", "ResultStore": "store", "Trial": "trials",
     "TransferMap": "transfer", "map_table": "transfer", "modality_gap_table": "cones", "fidelity": "fidelity",
     "export_word": "export", "load_word": "export",
     # statistics and the paper's numbers
@@ -38,7 +39,8 @@ _API = {
     # figures (matplotlib)
     "save": "plotting", "save_table": "plotting", "delta_curves": "figures", "unconstrained_bars": "figures",
     "transfer_matrix": "figures", "image_grid": "figures", "layer_panels": "figures",
-    "modality_gap_plot": "figures", "fidelity_figure": "figures", "training_curves_figure": "figures", "dataset_grid": "mini.showcase",
+    "modality_gap_plot": "figures", "fidelity_figure": "figures", "training_curves_figure": "figures",
+    "transfer_gallery_figure": "figures", "dataset_grid": "mini.showcase",
     "model_check": "mini.showcase",
 }
 

@@ -35,15 +35,15 @@ import pandas as pd
 import torch
 
 from .accel import resolve_device
-from .datasets import MINI_DATASETS, concept_names, load_dataset
+from .datasets import MINI_DATASETS, concept_names
 from .mini.vocab import world_words
 from .probes import evenly_spaced_layers, knn_shares, pooled_activations
 from .profiles import evaluator_fingerprint, fingerprint
-from .runner import load_models, run_trials, transfer_all
+from .runner import TaskCache, load_models, run_trials, transfer_all
 from .stats import HEADLINE, bootstrap_ci, headline, paper_reference
 from .store import ResultStore
 from .study import StudyConfig
-from .tasks import PROMPTS, make_batch, make_task, task_kwargs_for
+from .tasks import PROMPTS, make_batch
 from .text import TextSide
 from .tokenizer import single_token_id
 from .transfer import fit_all, load_maps, shared_ids
@@ -149,7 +149,7 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, ("input",), trials)
     stamp = _stamp(cfg)
     out = {"floors": {}, "names": {}, "delta0": {}}
-    tasks = _TaskCache(cfg, models)
+    tasks = TaskCache(cfg.profile, models, cfg.task_kwargs)
     for dataset in cfg.datasets:
         concepts = cfg.concepts_of(dataset)
         own = [own_anchor(dataset, c) for c in concepts]
@@ -177,22 +177,6 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     return out
 
 
-class _TaskCache:
-    """Each (task, dataset) built once: building caches the image side, the costly part."""
-
-    def __init__(self, cfg: StudyConfig, models: dict):
-        self.cfg, self.models, self.built = cfg, models, {}
-
-    def __call__(self, task_name: str, dataset: str):
-        if (task_name, dataset) not in self.built:
-            kwargs = task_kwargs_for(self.cfg.profile, task_name, self.cfg.task_kwargs)
-            if task_name == "generation":
-                kwargs["scorer"] = self.models["scorer"]
-            self.built[(task_name, dataset)] = make_task(task_name, self.models[task_name], load_dataset(dataset),
-                                                         **kwargs)
-        return self.built[(task_name, dataset)]
-
-
 def _known(text, word: str) -> bool:
     try:
         wid = single_token_id(text.loaded.tokenizer, word)
@@ -214,7 +198,7 @@ def _vocabulary(maps: dict, texts: dict, words: list[str]) -> dict:
 
 
 @torch.no_grad()
-def _delta0(cfg: StudyConfig, tasks: _TaskCache, texts: dict, maps: dict) -> dict:
+def _delta0(cfg: StudyConfig, tasks: TaskCache, texts: dict, maps: dict) -> dict:
     """The δ = 0 control: each grid trial's anchor row itself (no training), mapped into each other model and scored
     there; and in its own model (the anchor word as it is)."""
     out = {}

@@ -130,12 +130,14 @@ def unconstrained_bars(scores: pd.DataFrame, datasets: list[str] | None = None, 
 
 
 def image_grid(images: list[list], row_labels: list[str], col_labels: list[str], title: str = "",
-               boxes: list[list] | None = None, cell: float = 0.9):
-    """A grid of PIL images (paper Fig. 5/8–11): rows x columns, optional xyxy boxes per cell drawn in magenta."""
+               boxes: list[list] | None = None, cell: float = 0.9, captions: list[list[str]] | None = None):
+    """A grid of PIL images (paper Figs. 4, 5, 8–11): rows x columns, optional xyxy boxes per cell drawn in
+    magenta and a caption under each cell."""
     from matplotlib.patches import Rectangle
 
     rows, cols = len(images), len(images[0])
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + 1.2, cell * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + 1.2, (cell + 0.15 * bool(captions)) * rows + 0.6),
+                             squeeze=False)
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
@@ -143,6 +145,8 @@ def image_grid(images: list[list], row_labels: list[str], col_labels: list[str],
             for b in (boxes[r][c] if boxes else []):
                 ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="magenta", lw=1.2))
             ax.set_xticks([]), ax.set_yticks([])
+            if captions:
+                ax.set_xlabel(captions[r][c], fontsize=6)
             if r == 0:
                 ax.set_title(col_labels[c], fontsize=7)
             if c == 0:
@@ -321,4 +325,13 @@ def fidelity_figure(result: dict):
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def transfer_gallery_figure(gallery: dict):
+    """Paper Fig. 4 from `study.transfer_gallery`: real images, then the generator's image of the word trained for
+    generation and of the words mapped into it from classification and detection, each with the scorer's vote."""
+    delta = gallery["delta"]
+    return image_grid(gallery["images"], gallery["rows"], gallery["columns"], cell=1.1, captions=gallery["captions"],
+                      title=f"One word per concept in the generator\n(δ = {'∞' if str(delta) == 'inf' else delta}: "
+                            "trained for it, or mapped into it)")
 

@@ -104,11 +104,18 @@ def profile_parameters(profile: str) -> dict:
     return {"datasets": list(datasets), "dataset": datasets[0], "concept": concepts[0], "unrelated": anchors[1]}
 
 
+def is_lab_only(path: str | os.PathLike) -> bool:
+    """A notebook for a live JupyterLab kernel (the results browser): metadata {"vwlib": {"lab_only": true}}."""
+    import nbformat
+
+    return bool(nbformat.read(path, as_version=4).metadata.get("vwlib", {}).get("lab_only"))
+
+
 def run_notebooks(profile: str = "mini", notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
                   out_dir: str | os.PathLike = BUILD_DIR, parameters: dict | None = None, full: bool = False,
                   only: list[str] | None = None, log_output: bool = False) -> list[Path]:
-    """Run the notebooks of `notebooks_dir` in name order (`only`: those whose names start with one of these
-    prefixes, e.g. ["04", "07"]), passing `profile` (and `parameters`) to each; `full`: the FULL grid instead of
+    """Run the notebooks of `notebooks_dir` in name order but the lab-only ones (`only`: those whose names start with
+    one of these prefixes, e.g. ["04", "07"]), passing `profile` (and `parameters`) to each; `full`: the FULL grid instead of
     the notebooks' own quick one.
     `log_output` streams each cell's output while it runs. Writes `index.html` beside the executed copies."""
     parameters = {**profile_parameters(profile), **(FULL if full else {}), **(parameters or {})}
@@ -121,6 +128,8 @@ def run_notebooks(profile: str = "mini", notebooks_dir: str | os.PathLike = NOTE
             raise VWError(f"no notebook starts with {', '.join(map(repr, unknown))}; choose from "
                           f"{', '.join(path.stem for path in paths)}")
         paths = [path for path in paths if any(path.name.startswith(p) for p in only)]
+    else:
+        paths = [path for path in paths if not is_lab_only(path)]  # widgets want a live kernel: asked for by name only
     done = []
     for path in paths:
         t0 = time.time()

@@ -196,3 +196,24 @@ def transfer_all(profile: str, models: dict, store, method: str = "lstsq", task_
 def load_models(profile: str, device: str = "cpu", roles=ROLES) -> dict:
     """{role: Loaded} for the roles of `profile` (all four by default)."""
     return {role: load_model(profile, role, device=device) for role in roles}
+
+
+class TaskCache:
+    """Each (task, dataset) built once for loaded models: building caches the image side, the costly part.
+
+    Usage:
+        tasks = TaskCache("mini", load_models("mini"))
+        clf = tasks("classification", "mini-objects")   # the same object on the next call
+    models: {role: Loaded} with the scorer among them (it joins generation tasks)."""
+
+    def __init__(self, profile: str, models: dict, task_kwargs: dict | None = None):
+        self.profile, self.models, self.task_kwargs, self.built = profile, models, task_kwargs, {}
+
+    def __call__(self, task_name: str, dataset: str):
+        if (task_name, dataset) not in self.built:
+            kwargs = task_kwargs_for(self.profile, task_name, self.task_kwargs)
+            if task_name == "generation":
+                kwargs.setdefault("scorer", self.models["scorer"])
+            self.built[(task_name, dataset)] = make_task(task_name, self.models[task_name], load_dataset(dataset),
+                                                         **kwargs)
+        return self.built[(task_name, dataset)]

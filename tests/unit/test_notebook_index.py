@@ -39,3 +39,20 @@ def test_notebook_defaults_are_the_quick_grid_and_full_passes_the_full_one(tmp_p
     assert seen["03_train.ipynb"] == {"profile": "mini", "concepts": 10}
     makefile = (NOTEBOOKS_DIR.parent / "Makefile").read_text()
     assert "$(if $(FULL),--full)" in makefile
+
+
+def test_lab_only_notebooks_run_when_named_only(tmp_path, monkeypatch):
+    """The results browser needs a live kernel: `make figures` leaves it out, `--only 10` runs it."""
+    from vwlib import notebooks
+    from vwlib.paths import NOTEBOOKS_DIR
+
+    lab_only = [p.name for p in sorted(NOTEBOOKS_DIR.glob("*.ipynb")) if notebooks.is_lab_only(p)]
+    assert lab_only == ["10_browser.ipynb"]
+    ran = []
+    monkeypatch.setattr(notebooks, "run_notebook", lambda src, out, params, log_output: ran.append(src.name) or
+                        tmp_path / src.name)
+    notebooks.run_notebooks(out_dir=tmp_path)
+    assert "10_browser.ipynb" not in ran and "02_tour.ipynb" in ran and len(ran) == 10
+    ran.clear()
+    notebooks.run_notebooks(out_dir=tmp_path, only=["10"])
+    assert ran == ["10_browser.ipynb"]
