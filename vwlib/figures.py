@@ -136,7 +136,7 @@ def image_grid(images: list[list], row_labels: list[str], col_labels: list[str],
     from matplotlib.patches import Rectangle
 
     rows, cols = len(images), len(images[0])
-    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + 1.2, (cell + 0.15 * bool(captions)) * rows + 0.6),
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + 1.2, (cell + 0.25 * bool(captions)) * rows + 0.6),
                              squeeze=False)
     for r in range(rows):
         for c in range(cols):
@@ -146,7 +146,7 @@ def image_grid(images: list[list], row_labels: list[str], col_labels: list[str],
                 ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="magenta", lw=1.2))
             ax.set_xticks([]), ax.set_yticks([])
             if captions:
-                ax.set_xlabel(captions[r][c], fontsize=6)
+                ax.set_xlabel(captions[r][c], fontsize=6, linespacing=0.9)
             if r == 0:
                 ax.set_title(col_labels[c], fontsize=7)
             if c == 0:
@@ -330,8 +330,11 @@ def fidelity_figure(result: dict):
 def transfer_gallery_figure(gallery: dict):
     """Paper Fig. 4 from `study.transfer_gallery`: real images, then the generator's image of the word trained for
     generation and of the words mapped into it from classification and detection, each with the scorer's vote."""
+    import textwrap
+
     delta = gallery["delta"]
-    return image_grid(gallery["images"], gallery["rows"], gallery["columns"], cell=1.1, captions=gallery["captions"],
+    captions = [[textwrap.fill(c.replace("_", " "), 18) for c in row] for row in gallery["captions"]]
+    return image_grid(gallery["images"], gallery["rows"], gallery["columns"], cell=1.3, captions=captions,
                       title=f"One word per concept in the generator\n(δ = {'∞' if str(delta) == 'inf' else delta}: "
                             "trained for it, or mapped into it)")
 
