@@ -5,7 +5,7 @@ words — in-domain and mapped into the two others. JupyterLab only (ipywidgets)
 Usage (in a notebook):
     browser = vw.WordBrowser(vw.StudyConfig(profile="mini", out="../runs/mini"))
     browser                                   # the widget; changing a menu redraws it
-    browser.select(concept="blue_square", delta="inf", trained_for="detection")   # the same, from code
+    browser.select(concept="star", delta="inf", trained_for="detection")   # the same, from code
 """
 
 from __future__ import annotations

@@ -337,4 +337,3 @@ def transfer_gallery_figure(gallery: dict):
     return image_grid(gallery["images"], gallery["rows"], gallery["columns"], cell=1.3, captions=captions,
                       title=f"One word per concept in the generator\n(δ = {'∞' if str(delta) == 'inf' else delta}: "
                             "trained for it, or mapped into it)")
-

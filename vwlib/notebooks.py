@@ -114,9 +114,9 @@ def is_lab_only(path: str | os.PathLike) -> bool:
 def run_notebooks(profile: str = "mini", notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
                   out_dir: str | os.PathLike = BUILD_DIR, parameters: dict | None = None, full: bool = False,
                   only: list[str] | None = None, log_output: bool = False) -> list[Path]:
-    """Run the notebooks of `notebooks_dir` in name order but the lab-only ones (`only`: those whose names start with
-    one of these prefixes, e.g. ["04", "07"]), passing `profile` (and `parameters`) to each; `full`: the FULL grid instead of
-    the notebooks' own quick one.
+    """Run the notebooks of `notebooks_dir` in name order but the lab-only ones (`only`: those whose names start
+    with one of these prefixes, e.g. ["04", "07"], lab-only ones included), passing `profile` (and `parameters`) to
+    each; `full`: the FULL grid instead of the notebooks' own quick one.
     `log_output` streams each cell's output while it runs. Writes `index.html` beside the executed copies."""
     parameters = {**profile_parameters(profile), **(FULL if full else {}), **(parameters or {})}
     paths = sorted(Path(notebooks_dir).glob("*.ipynb"))

@@ -52,7 +52,7 @@ def pooled_activations(text, ids: torch.Tensor, anchor_ids=None, vectors=None, l
 
 def knn_shares(x: torch.Tensor | np.ndarray, labels, k: int = 5) -> np.ndarray:
     """[N]: the share of each point's k nearest neighbours (Euclidean, itself excluded) that share its label."""
-    x = x.detach().cpu().double() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    x = (x.detach().cpu() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))).double()
     labels = torch.as_tensor(np.asarray(labels))
     d = torch.cdist(x, x)
     d.fill_diagonal_(float("inf"))

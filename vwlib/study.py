@@ -16,17 +16,18 @@ import torch
 from .accel import resolve_device
 from .datasets import MINI_DATASETS, concept_names, load_dataset
 from .errors import VWError
+from .metrics import NAME_PROMPT, image_votes, text_features, zero_shot_votes
 from .probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
 from .profiles import load_model
-from .runner import load_models, run_trials, transfer_all
-from .stats import headline
+from .runner import TaskCache, load_models, run_trials, transfer_all
+from .stats import HEADLINE, headline
 from .store import ResultStore
 from .tasks import PROMPTS, make_batch, make_task, task_kwargs_for
 from .text import TextSide
 from .tokenizer import single_token_id
-from .transfer import fit_transfer
+from .transfer import fit_transfer, load_maps, nearest_words
 from .trials import SPACES, TASKS, Trial, parse_delta
-from .vision import owl_image_side, owl_logits
+from .vision import clip_image_features, owl_image_side, owl_logits
 
 # The anchors of a grid, by name (each word one meaning):
 ANCHOR_CHOICES = {
@@ -319,13 +320,11 @@ class WordInspector:
 
     Usage:
         insp = WordInspector(StudyConfig(profile="mini", out="runs/mini"))
-        card = insp.card("mini-objects", "red_circle", "blue", 0.5, "classification")
+        card = insp.card("mini-objects", "star", "heart", 0.5, "classification")
         card["views"][0]["score"], card["views"][1]["nearest"]   # in-domain score; nearest words in the next model
     """
 
     def __init__(self, cfg: StudyConfig, models: dict | None = None):
-        from .runner import TaskCache
-
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.store = ResultStore(cfg.out)
@@ -347,8 +346,6 @@ class WordInspector:
 
     def vector_in(self, trial: Trial, task: str) -> torch.Tensor:
         """The trial's word [1, D] in `task`'s token space: its own vector, or the one the study's map sends it to."""
-        from .transfer import load_maps
-
         word = self.store.load_words([trial])
         if task == trial.task:
             return word
@@ -365,15 +362,11 @@ class WordInspector:
         return images, [task.ds.concepts[v] for v in self._scorer_votes(task, images)]
 
     def _scorer_votes(self, task, images) -> list[int]:
-        from .metrics import NAME_PROMPT, image_votes, text_features
-
         names = text_features(task.scorer, [NAME_PROMPT.format(task.ds.display_name(c)) for c in task.ds.concepts])
         return image_votes(task.scorer, images, names).tolist()
 
     def detections(self, trial: Trial, n: int = 3):
         """The detector's best box (xyxy) and its score on the first n held-out images of the trial's concept."""
-        from .vision import owl_image_side, owl_logits
-
         task = self.tasks("detection", trial.dataset)
         c = task.ds.concept_index(trial.concept)
         examples = [e for e in task.ds.val if e.label == c][:n]
@@ -388,9 +381,6 @@ class WordInspector:
     def votes(self, trial: Trial, n: int = 3):
         """The classifier's vote on the first n held-out images of the trial's concept, with the word in place of the
         concept's name among the dataset's class texts (as its accuracy is scored)."""
-        from .metrics import NAME_PROMPT, text_features, zero_shot_votes
-        from .vision import clip_image_features
-
         task = self.tasks("classification", trial.dataset)
         c = task.ds.concept_index(trial.concept)
         examples = [e for e in task.ds.val if e.label == c][:n]
@@ -406,9 +396,6 @@ class WordInspector:
         """Everything about one word: {"trial", "distance" (‖v − anchor‖ / d_nn), "views": one per model, the one
         it was trained for first, each {"model", "source" ("in-domain" or "mapped from <task>"), "metric", "score"
         (stored), "nearest" [(word, distance)] * k, "images", "boxes" (detection), "captions"}}."""
-        from .stats import HEADLINE
-        from .transfer import nearest_words
-
         trial = self.trial(dataset, concept, anchor, delta, trained_for, seed)
         self.ensure([trial])
         meta = self.store.config(trial)
@@ -445,7 +432,7 @@ def transfer_gallery(cfg: StudyConfig, per_dataset: int = 2, delta="inf", seed: 
     dataset of the study, i.e. DreamBooth and PASCAL, or mini-instances and mini-scenes; else the study's own), a
     held-out real image, then the generator's image of the word trained for generation, and of the words trained
     for classification and for detection mapped into the generator. Each word starts from an unrelated anchor of the
-    grid where it has one. Returns {"images" [4][C], "captions" [4][C], "rows", "columns"}."""
+    grid where it has one. Returns {"images" [4][C], "captions" [4][C], "rows", "columns", "delta"}."""
     insp = inspector or WordInspector(cfg)
     datasets = [d for d in cfg.datasets if d in GALLERY_DATASETS] or list(cfg.datasets)
     columns = []
