@@ -16,7 +16,7 @@ import torch
 from .accel import resolve_device
 from .datasets import MINI_DATASETS, concept_names, load_dataset
 from .errors import VWError
-from .metrics import NAME_PROMPT, image_votes, text_features, zero_shot_votes
+from .metrics import image_votes, zero_shot_votes
 from .probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
 from .profiles import load_model
 from .runner import TaskCache, load_models, run_trials, transfer_all
@@ -359,11 +359,7 @@ class WordInspector:
         task = self.tasks(into, trial.dataset)
         vec, batch = self.vector_in(trial, into), make_batch(task, [trial])
         images = [task.generate(vec, batch, seed=s)[0][0] for s in range(n)]
-        return images, [task.ds.concepts[v] for v in self._scorer_votes(task, images)]
-
-    def _scorer_votes(self, task, images) -> list[int]:
-        names = text_features(task.scorer, [NAME_PROMPT.format(task.ds.display_name(c)) for c in task.ds.concepts])
-        return image_votes(task.scorer, images, names).tolist()
+        return images, [task.ds.concepts[v] for v in image_votes(task.scorer, images, task.name_features()).tolist()]
 
     def detections(self, trial: Trial, n: int = 3):
         """The detector's best box (xyxy) and its score on the first n held-out images of the trial's concept."""
@@ -384,7 +380,7 @@ class WordInspector:
         task = self.tasks("classification", trial.dataset)
         c = task.ds.concept_index(trial.concept)
         examples = [e for e in task.ds.val if e.label == c][:n]
-        names = text_features(task.loaded, [NAME_PROMPT.format(task.ds.display_name(k)) for k in task.ds.concepts])
+        names = task.name_features()
         with torch.no_grad():
             word = task.text_output(self.vector_in(trial, "classification"), make_batch(task, [trial]))
         names[c] = torch.nn.functional.normalize(word.float(), dim=-1)[0]

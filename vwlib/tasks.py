@@ -150,11 +150,15 @@ class ClassificationTask(Task):
         cos = F.normalize(output.float(), dim=-1) @ self.train_feats.t()  # [T, N]
         return _signed_cosine(cos, self.train_labels[None] == batch.concept[:, None])
 
+    def name_features(self) -> torch.Tensor:
+        """[C, E] unit text features of the dataset's class names: the texts a word competes with."""
+        return text_features(self.loaded, [NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts])
+
     @torch.no_grad()
     def evaluate_from(self, output, batch):
         if self._val_feats is None:
             self._val_feats = clip_image_features(self.loaded, [e.image for e in self.ds.val])
-        names = text_features(self.loaded, [NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts])
+        names = self.name_features()
         words = F.normalize(output.float(), dim=-1)  # [T, E]
         out = []
         for t in range(len(batch)):
@@ -273,12 +277,16 @@ class GenerationTask(Task):
             images += [out.images[i * k:(i + 1) * k] for i in range(len(rows))]
         return images
 
+    def name_features(self) -> torch.Tensor:
+        """[C, E] the scorer's unit text features of the dataset's class names: what it votes among."""
+        return text_features(self.scorer, [NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts])
+
     @torch.no_grad()
     def evaluate_from(self, cond, batch):
         if self.scorer is None:
             raise ValueError("generation accuracy needs a scorer model (the profile's 'scorer' role)")
         images = self.generate_from(cond, batch)
-        names = text_features(self.scorer, [NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts])
+        names = self.name_features()
         out = []
         for t, imgs in enumerate(images):
             votes = image_votes(self.scorer, imgs, names)
