@@ -27,7 +27,7 @@ from .text import TextSide
 from .tokenizer import single_token_id
 from .transfer import fit_transfer, load_maps, nearest_words
 from .trials import SPACES, TASKS, Trial, parse_delta
-from .vision import clip_image_features, owl_image_side, owl_logits
+from .vision import best_boxes, clip_image_features, owl_image_side, owl_logits
 
 # The anchors of a grid, by name (each word one meaning):
 ANCHOR_CHOICES = {
@@ -246,9 +246,8 @@ def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=
     side = owl_image_side(model, [e.image for e in examples])
     with torch.no_grad():
         q = t.query_features(words, batch)
-    logits = owl_logits(side, q)  # [N, P, N]: image i with its own word i
-    best = [int(logits[i, :, i].argmax()) for i in range(len(flat))]
-    boxes = [[side["boxes"][i, best[i]].tolist()] for i in range(len(flat))]
+    own = owl_logits(side, q).diagonal(dim1=0, dim2=2).T  # [N, P]: image i with its own word i
+    boxes = [[box] for box in best_boxes(side, own)[0]]
     images = [e.image for e in examples]
     return ([images[i:i + n_a] for i in range(0, len(images), n_a)],
             [boxes[i:i + n_a] for i in range(0, len(boxes), n_a)], concepts, anchors)
@@ -369,10 +368,8 @@ class WordInspector:
         side = owl_image_side(task.loaded, [e.image for e in examples])
         with torch.no_grad():
             q = task.query_features(self.vector_in(trial, "detection"), make_batch(task, [trial]))
-        scores = owl_logits(side, q)[:, :, 0].sigmoid()  # [n, P]
-        best = scores.argmax(1)
-        return ([e.image for e in examples], [[side["boxes"][i, best[i]].tolist()] for i in range(len(examples))],
-                [float(scores[i, best[i]]) for i in range(len(examples))])
+        boxes, scores = best_boxes(side, owl_logits(side, q)[:, :, 0])  # one query, every image
+        return [e.image for e in examples], [[box] for box in boxes], scores
 
     def votes(self, trial: Trial, n: int = 3):
         """The classifier's vote on the first n held-out images of the trial's concept, with the word in place of the

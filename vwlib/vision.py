@@ -44,6 +44,14 @@ def owl_logits(side: dict[str, torch.Tensor], queries: torch.Tensor) -> torch.Te
     return (cos + side["logit_shift"][..., None]) * side["logit_scale"][..., None]
 
 
+def best_boxes(side: dict[str, torch.Tensor], logits: torch.Tensor) -> tuple[list[list[float]], list[float]]:
+    """Each image's highest-scoring proposal for its query: logits [N, P] (image n's P proposals) -> N xyxy boxes
+    and their sigmoid scores. For drawing one box per image (the anchor grid, the results browser)."""
+    best = logits.argmax(1)
+    rows = torch.arange(len(best), device=best.device)
+    return side["boxes"][rows, best].tolist(), logits[rows, best].sigmoid().tolist()
+
+
 # [decided] Per-query NMS before mAP. The mini detector's loss (vwlib/mini/train_owl.py) makes every patch inside an
 # object a positive, FCOS-style, so one object yields several near-identical high-scoring boxes; without NMS all but
 # one count as false positives (measured on mini-owl: mAP@0.5 0.39 without, 0.73 with). OWL-v2 is trained with
