@@ -15,15 +15,13 @@ import argparse
 import time
 
 import torch
+from engine_speed import trials_for  # noqa: E402  (bench/ is the script's folder)
 
 from vwlib.cones import train_output_words
-from vwlib.datasets import load_dataset
+from vwlib.data.datasets import load_dataset
 from vwlib.engine import train_words
-from vwlib.tasks import DEFAULTS, make_batch, task_kwargs_for
-from vwlib.profiles import load_model
-from vwlib.tasks import make_task
-
-from engine_speed import trials_for  # noqa: E402  (bench/ is the script's folder)
+from vwlib.models.profiles import load_model
+from vwlib.tasks import DEFAULTS, make_batch, make_task, task_kwargs_for
 
 
 def main(argv=None) -> list[dict]:

@@ -27,13 +27,12 @@ from dataclasses import replace
 
 import torch
 
-from vwlib.accel import accelerate, autocast
-from vwlib.datasets import load_dataset
+from vwlib.data.datasets import load_dataset
 from vwlib.engine import ADAM, nearest_word_distance, project, train_words
-from vwlib.tasks import DEFAULTS, make_batch, task_kwargs_for
-from vwlib.profiles import load_model
-from vwlib.study import StudyConfig
-from vwlib.tasks import make_task
+from vwlib.models.accel import accelerate, autocast
+from vwlib.models.profiles import load_model
+from vwlib.study.config import StudyConfig
+from vwlib.tasks import DEFAULTS, make_batch, make_task, task_kwargs_for
 
 TARGETS = {"classification": 30.0, "detection": 10.0, "generation": 2.0}  # issue #7, mini world on 2 CPU cores
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vwlib.notebooks import run_notebooks
+from vwlib.study.notebooks import run_notebooks
 
 
 def main(argv=None) -> dict:

@@ -1,6 +1,6 @@
 """vwlib: learn one new word for a visual concept inside a model's text encoder, and ask whether it transfers.
 
-Reproduces "Understanding Visual Concepts Across Models" (Trabucco et al., 2024); see README.md and SPEC decisions.
+Reproduces "Understanding Visual Concepts Across Models" (Trabucco et al., 2024); see README.md and docs/spec.md.
 Everything a notebook needs is here, as `vw.<name>`; `import vwlib` itself loads neither matplotlib nor papermill
 (the figure functions load on first use).
 
@@ -23,25 +23,27 @@ _os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 # name -> the module that defines it, imported on first access (PEP 562)
 _API = {
     # models
-    "Loaded": "loaders", "build_tiny": "loaders", "load_from_dir": "loaders", "save_model": "loaders",
-    "PROFILES": "profiles", "ROLES": "profiles", "get_spec": "profiles", "load_model": "profiles",
-    "model_table": "profiles", "parameter_breakdown": "profiles",
-    "clip_tokenizer": "tokenizer", "single_token_id": "tokenizer",
-    "load_dataset": "datasets", "VWError": "errors", "MissingModelError": "errors",
+    "Loaded": "models.loaders", "build_tiny": "models.loaders", "load_from_dir": "models.loaders",
+    "save_model": "models.loaders", "PROFILES": "models.profiles", "ROLES": "roles", "get_spec": "models.profiles",
+    "load_model": "models.profiles", "model_table": "models.profiles", "parameter_breakdown": "models.profiles",
+    "clip_tokenizer": "models.tokenizer", "single_token_id": "models.tokenizer",
+    "load_dataset": "data.datasets", "own_anchor": "data.datasets", "VWError": "errors",
+    "MissingModelError": "errors",
     # the study
-    "StudyConfig": "study", "run_study": "study", "anchor_grid": "study", "truncation_row": "study",
-    "layer_panels_data": "study", "chance_note": "study", "transfer_gallery": "study", "WordInspector": "study",
-    "WordBrowser": "browser", "training_curves": "study", "ResultStore": "store", "Trial": "trials",
-    "TransferMap": "transfer", "map_table": "transfer", "modality_gap_table": "cones", "fidelity": "fidelity",
-    "export_word": "export", "load_word": "export",
+    "StudyConfig": "study.config", "run_study": "study.config", "training_curves": "study.config",
+    "anchor_grid": "study.figure_data", "truncation_row": "study.figure_data", "layer_panels_data": "study.figure_data",
+    "transfer_gallery": "study.inspector", "WordInspector": "study.inspector", "WordBrowser": "study.browser",
+    "fidelity": "study.fidelity", "ResultStore": "store", "Trial": "trials", "TransferMap": "transfer",
+    "map_table": "transfer", "modality_gap_table": "cones", "export_word": "export", "load_word": "export",
     # statistics and the paper's numbers
     "headline": "stats", "summary": "stats", "bootstrap_ci": "stats", "paper_reference": "stats",
     # figures (matplotlib)
-    "save": "plotting", "save_table": "plotting", "delta_curves": "figures", "unconstrained_bars": "figures",
-    "transfer_matrix": "figures", "image_grid": "figures", "layer_panels": "figures",
-    "modality_gap_plot": "figures", "fidelity_figure": "figures", "training_curves_figure": "figures",
-    "transfer_gallery_figure": "figures", "dataset_grid": "mini.showcase",
-    "model_check": "mini.showcase",
+    "save": "plots.plotting", "save_table": "plots.plotting", "delta_curves": "plots.figures",
+    "unconstrained_bars": "plots.figures", "transfer_matrix": "plots.figures", "image_grid": "plots.figures",
+    "layer_panels": "plots.figures", "truncation_figure": "plots.figures", "modality_gap_plot": "plots.figures",
+    "fidelity_figure": "plots.figures", "training_curves_figure": "plots.figures",
+    "transfer_gallery_figure": "plots.figures",
+    "dataset_grid": "mini.showcase", "model_check": "mini.showcase",
 }
 
 __all__ = sorted(_API)

@@ -28,10 +28,7 @@ import sys
 from pathlib import Path
 
 from .errors import VWError
-
-TASKS = ("generation", "detection", "classification")
-PROFILES = ("paper", "mini", "tiny", "paper-random")
-
+from .roles import PROFILE_NAMES, TASKS
 
 # --------------------------------------------------------------------------------------------------------------
 # Inputs checked at the edge: every argument is validated before any model loads or any file is written
@@ -122,7 +119,7 @@ def device(text: str) -> str:
 
 def check_anchors(words: list[str]) -> None:
     """Every anchor must be one CLIP BPE token (the vocabulary every model of the study shares)."""
-    from .tokenizer import clip_tokenizer, single_token_id
+    from .models.tokenizer import clip_tokenizer, single_token_id
 
     tok = clip_tokenizer()
     for word in words:
@@ -130,13 +127,13 @@ def check_anchors(words: list[str]) -> None:
 
 
 def _cmd_models(args) -> int:
-    from .profiles import PROFILES, load_model, model_table
+    from .models.profiles import load_model, model_table
 
     rows = model_table(args.profile)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        for profile in PROFILES if args.profile is None else [args.profile]:
+        for profile in PROFILE_NAMES if args.profile is None else [args.profile]:
             print(f"{profile}:")
             for r in (r for r in rows if r["profile"] == profile):
                 state = "available" if r["available"] else "MISSING"
@@ -150,7 +147,7 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_tokens(args) -> int:
-    from .tokenizer import clip_tokenizer
+    from .models.tokenizer import clip_tokenizer
 
     tok = clip_tokenizer()
     bad = 0
@@ -164,11 +161,12 @@ def _cmd_tokens(args) -> int:
 
 
 def _cmd_notebooks(args) -> int:
-    from .notebooks import FULL, run_notebooks
+    from .study.notebooks import FULL, run_notebooks
 
     if args.dry_run:  # the study grid the notebooks would train, what it needs and what it would cost
-        from .datasets import PROFILE_DATASETS
-        from .study import StudyConfig, bill
+        from .data.datasets import PROFILE_DATASETS
+        from .study.bill import bill
+        from .study.config import StudyConfig
 
         cfg = StudyConfig(profile=args.profile, datasets=PROFILE_DATASETS[args.profile],
                           concepts=FULL["concepts"] if args.full else 5)
@@ -210,8 +208,8 @@ def _cmd_mini(args) -> int:
 
 def study_from_args(args):
     """The StudyConfig of `vw train`'s arguments (one grid builder for the CLI, notebooks and sweeps)."""
-    from .datasets import folder_summary, is_folder_dataset, load_dataset, require
-    from .study import ANCHOR_CHOICES, StudyConfig
+    from .data.datasets import folder_summary, is_folder_dataset, load_dataset, require
+    from .study.config import ANCHOR_CHOICES, StudyConfig
 
     require(args.dataset)
     if is_folder_dataset(args.dataset):  # your own concepts: one key however the folder was named
@@ -243,10 +241,8 @@ def _cmd_train(args) -> int:
     todo = sum(not store.done(t) for t in trials)
     print(f"{len(trials)} trials ({len(trials) - todo} already done) -> {args.out}")
     run_trials(trials, store, device=args.device, progress=True)
-    table = store.table()
+    table = store.table(trials)
     if len(table):
-        keys = {t.key() for t in trials}
-        table = table[table["trial_dir"].map(lambda d: d.rsplit("/", 1)[-1] in keys)]
         cols = [c for c in ("task", "concept", "anchor", "delta", "status", "accuracy", "map_50", "map") if c in table]
         print(table[cols].to_string(index=False))
     return 0
@@ -279,7 +275,8 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .datasets import DATA_ENV, check_data, data_root
+    from .data.datasets import check_data, data_root
+    from .paths import DATA_DIR_ENV
 
     rows = check_data(args.profile)
     for r in rows:
@@ -288,7 +285,7 @@ def _cmd_data(args) -> int:
             print(f"{'':<15} get it: {r['obtain']}")
     missing = [r["dataset"] for r in rows if r["status"] in ("missing", "incomplete")]
     if missing:
-        print(f"{len(missing)} of {len(rows)} datasets not ready; put them under ${DATA_ENV} (now: "
+        print(f"{len(missing)} of {len(rows)} datasets not ready; put them under ${DATA_DIR_ENV} (now: "
               f"{data_root('').resolve()})")
     return 1 if missing else 0
 
@@ -328,8 +325,9 @@ def _cmd_transfer(args) -> int:
 def _cmd_probe(args) -> int:
     import pandas as pd
 
-    from .datasets import require
-    from .study import StudyConfig, layer_panels_data
+    from .data.datasets import require
+    from .study.config import StudyConfig
+    from .study.figure_data import layer_panels_data
 
     require(args.dataset)
     if args.transfer_from == args.task:
@@ -350,7 +348,7 @@ def _cmd_probe(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from .store import ResultStore
-    from .sweep import load_sweep, plan, run_sweep
+    from .study.sweep import load_sweep, plan, run_sweep
 
     cfg = load_sweep(args.config, out=args.out, device=args.device, group_size=args.group_size)
     try:
@@ -359,12 +357,12 @@ def _cmd_sweep(args) -> int:
         raise VWError(f"{args.config}: out: {e}") from None
     check_anchors(sorted({t.anchor for t in cfg.trials()}))
     if cfg.study.profile == "paper" and not args.dry_run:  # the paper's datasets must be on this machine
-        from .datasets import require
+        from .data.datasets import require
 
         for name in cfg.study.datasets:
             require(name)
     if args.dry_run:
-        from .study import bill
+        from .study.bill import bill
 
         trials, jobs = plan(cfg, ResultStore(cfg.study.out))
         todo = [t for job in jobs for t in job]
@@ -377,7 +375,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_fidelity(args) -> int:
-    from .fidelity import fidelity
+    from .study.fidelity import fidelity
 
     result = fidelity(args.out, profile=args.profile, concepts=args.concepts, progress=not args.json,
                       device=args.device)
@@ -394,13 +392,30 @@ def _cmd_fidelity(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="vw", description="vwlib: learn words for visual concepts and test whether they transfer between "
-               "generation, detection and classification models.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+SHARED = {  # the options many commands share, written once: name -> (default, help)
+    "profile": ("mini", "the model profile"),
+    "out": ("runs/mini", "the result store: one directory per trial, its maps and records (missing words are trained)"),
+    "device": ("auto", "auto (CUDA when present), cpu, cuda[:N]"),
+}
 
+
+def shared(*names: str, **defaults) -> list[argparse.ArgumentParser]:
+    """A parent parser holding the shared options `names` (--profile, --out, --device), with `defaults` changed for
+    this command, e.g. shared("profile", profile="paper"). Built anew for each command: argparse shares a parent's
+    option objects with its children, so one parent for all would carry one command's default into every other."""
+    parent = Parser(add_help=False)
+    kinds = {"profile": {"choices": PROFILE_NAMES}, "out": {"type": folder}, "device": {"type": device}}
+    for name in names:
+        default, text = SHARED[name]
+        default = defaults.get(name, default)
+        parent.add_argument(f"--{name}", default=default, help=f"{text} (default: {default})", **kinds[name])
+    return [parent]
+
+
+def _model_commands(sub) -> None:
+    """Models and tokens: what is on this machine, the mini world's own models, CLIP BPE."""
     s = sub.add_parser("models", help="list the model profiles and whether each model is on this machine")
-    s.add_argument("--profile", choices=PROFILES, help="only this profile")
+    s.add_argument("--profile", choices=PROFILE_NAMES, help="only this profile")
     s.add_argument("--json", action="store_true", help="print the table as JSON")
     s.add_argument("--load", action="store_true", help="also load every listed model (fails on the first missing one)")
     s.set_defaults(func=_cmd_models)
@@ -410,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strict", action="store_true", help="exit 1 if any word is not a single token")
     s.set_defaults(func=_cmd_tokens)
 
-    s = sub.add_parser("mini", help="train or evaluate the mini world's models")
+    s = sub.add_parser("mini", help="train or evaluate the mini world's models", parents=shared("device"))
     s.add_argument("action", choices=["train", "eval"])
     s.add_argument("--model", default="all", choices=["all", "clip", "scorer", "owl", "sd"])
     s.add_argument("--steps", type=positive_int, help="training steps (default: each model's own)")
@@ -418,11 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint folder (default: the shipped one, vwlib/checkpoints/mini/<model>)")
     s.add_argument("--json", action="store_true", help="eval: print one JSON object")
     s.add_argument("--per-concept", type=positive_int, default=20, help="eval: held-out images per concept")
-    s.add_argument("--device", type=device, default="auto", help="train: auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_mini)
 
-    s = sub.add_parser("train", help="train new words (a grid of trials) into a result store")
-    s.add_argument("--profile", default="mini", choices=PROFILES)
+    s = sub.add_parser("data", help="which datasets a profile needs, which are on this machine, how to get the rest",
+                       parents=shared("profile", profile="paper"))
+    s.add_argument("action", choices=["check"])
+    s.set_defaults(func=_cmd_data)
+
+
+def _word_commands(sub) -> None:
+    """Words: train them, tabulate them, transfer them, probe them, export them."""
+    s = sub.add_parser("train", help="train new words (a grid of trials) into a result store",
+                       parents=shared("profile", "out", "device"))
     s.add_argument("--task", nargs="+", default=["classification"], choices=TASKS)
     s.add_argument("--dataset", default="mini-objects", help="a mini or paper dataset, or a folder of your own: one "
                    "sub-folder of images per concept (>= 2 concepts, >= 3 images each)")
@@ -434,42 +456,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", nargs="+", type=seed, default=[0])
     s.add_argument("--steps", type=positive_int, help="optimizer steps (default: the profile's)")
     s.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the profile's)")
-    s.add_argument("--out", type=folder, default="runs/mini", help="the result store (one directory per trial)")
-    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("results", help="one tidy table of every trial in a result store")
-    s.add_argument("--out", type=folder, default="runs/mini", help="the result store")
+    s = sub.add_parser("results", help="one tidy table of every trial in a result store", parents=shared("out"))
     s.add_argument("--csv", type=new_file, help="write the table to this CSV file")
     s.set_defaults(func=_cmd_results)
 
-    s = sub.add_parser("export-diffusers", help="write a trained word as a diffusers textual-inversion file")
-    s.add_argument("trial_dir")
-    s.add_argument("out_dir", type=folder)
-    s.add_argument("--token", required=True, help='the placeholder token, e.g. "<sombrero>"')
-    s.set_defaults(func=_cmd_export)
-
-    s = sub.add_parser("data", help="which datasets a profile needs, which are on this machine, how to get the rest")
-    s.add_argument("action", choices=["check"])
-    s.add_argument("--profile", default="paper", choices=PROFILES)
-    s.set_defaults(func=_cmd_data)
-
-    s = sub.add_parser("export-word", help="write any task's word for its stock model (vwlib.load_word reads it)")
-    s.add_argument("trial_dir")
-    s.add_argument("out", type=new_file, help="the word file to write, e.g. star.safetensors")
-    s.set_defaults(func=_cmd_export_word)
-
-    s = sub.add_parser("transfer", help="fit transfer maps between a profile's models, or evaluate transferred words")
+    s = sub.add_parser("transfer", help="fit transfer maps between a profile's models, or evaluate transferred words",
+                       parents=shared("profile", "out", "device"))
     s.add_argument("action", choices=["fit", "eval"])
-    s.add_argument("--profile", default="mini", choices=PROFILES)
     s.add_argument("--method", default="lstsq", choices=["lstsq", "ridge", "procrustes", "mlp"])
-    s.add_argument("--out", type=folder, default="runs/mini",
-                   help="the result store: its maps/ folder holds the maps, eval transfers its words")
-    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_transfer)
 
-    s = sub.add_parser("probe", help="kNN purity of the end-of-text token by concept and by anchor, per layer")
-    s.add_argument("--profile", default="mini", choices=PROFILES)
+    s = sub.add_parser("probe", help="kNN purity of the end-of-text token by concept and by anchor, per layer",
+                       parents=shared("profile", "out", "device"))
     s.add_argument("--dataset", default="mini-objects")
     s.add_argument("--task", default="generation", choices=TASKS, help="the model whose text-encoder layers are probed")
     s.add_argument("--transfer-from", default="classification", choices=TASKS,
@@ -478,28 +478,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--concepts", type=positive_int, default=10,
                    help="the n x n grid of the first n concepts and anchors")
     s.add_argument("--method", default="tsne", choices=["tsne", "umap"])
-    s.add_argument("--out", type=folder, default="runs/mini", help="the result store (missing words are trained)")
     s.add_argument("--csv", type=new_file, help="write the purity table here")
-    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_probe)
 
-    s = sub.add_parser("notebooks", help="run every notebook headlessly with papermill, writing figures/")
-    s.add_argument("--profile", default="mini", choices=PROFILES)
+    s = sub.add_parser("export-diffusers", help="write a trained word as a diffusers textual-inversion file")
+    s.add_argument("trial_dir")
+    s.add_argument("out_dir", type=folder)
+    s.add_argument("--token", required=True, help='the placeholder token, e.g. "<sombrero>"')
+    s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("export-word", help="write any task's word for its stock model (vwlib.load_word reads it)")
+    s.add_argument("trial_dir")
+    s.add_argument("out", type=new_file, help="the word file to write, e.g. star.safetensors")
+    s.set_defaults(func=_cmd_export_word)
+
+
+def _study_commands(sub) -> None:
+    """Whole studies: the notebooks, the fidelity grid, sweeps."""
+    s = sub.add_parser("notebooks", help="run every notebook headlessly with papermill, writing figures/",
+                       parents=shared("profile", "device"))
     s.add_argument("--full", action="store_true", help="the full 10 x 10 grid (default: the quick 5 x 5 one)")
     s.add_argument("--only", nargs="+", metavar="PREFIX", help="run only these notebooks, e.g. --only 04 07")
     s.add_argument("--log-output", action="store_true", help="stream each cell's output while it runs")
     s.add_argument("--dry-run", action="store_true", help="print the models, datasets and trials the notebooks "
                    "need and the GPU-hours they would cost (paper profiles), and run nothing")
-    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_notebooks)
 
-    s = sub.add_parser("fidelity", help="does the mini world reproduce the paper? every check with its 95%% CI")
-    s.add_argument("--out", type=folder, default="runs/fidelity", help="the result store (missing words are trained)")
-    s.add_argument("--profile", default="mini", choices=PROFILES)
+    s = sub.add_parser("fidelity", help="does the mini world reproduce the paper? every check with its 95%% CI",
+                       parents=shared("profile", "out", "device", out="runs/fidelity"))
     s.add_argument("--concepts", type=positive_int, default=10, help="the n x n grid of each dataset (10: the "
                    "fidelity grid; fewer for a quick look)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
-    s.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     s.set_defaults(func=_cmd_fidelity)
 
     s = sub.add_parser("sweep", help="run a sweep file's grid of trials locally or on a Ray cluster (resumable)")
@@ -512,6 +521,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print how many trials and jobs are left, run nothing")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_sweep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="vw", description="vwlib: learn words for visual concepts and test whether they transfer between "
+               "generation, detection and classification models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    _model_commands(sub)
+    _word_commands(sub)
+    _study_commands(sub)
     return p
 
 

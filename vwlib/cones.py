@@ -26,14 +26,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .datasets import load_dataset
+from .data.datasets import load_dataset
 from .engine import masked_adam
 from .errors import VWError
 from .metrics import NAME_PROMPT
-from .profiles import load_model
+from .models.profiles import load_model
+from .models.vision import clip_image_features, owl_image_side, proposal_overlap
 from .stats import bootstrap_ci
 from .tasks import PROMPTS, TrialBatch, make_batch, make_task
-from .vision import clip_image_features, owl_image_side, proposal_overlap
 
 
 class OutputSpace:

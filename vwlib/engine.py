@@ -1,4 +1,4 @@
-"""The optimiser: train many new words at once, each kept within δ of its anchor (SPEC §2–§3).
+"""The optimiser: train many new words at once, each kept within δ of its anchor (docs/spec.md §2–§3).
 
 v = anchor row + u; after every Adam step u is projected back onto the ball ||u|| <= δ · d_nn(anchor), where d_nn is
 the distance from the anchor to its nearest other *known* vocabulary row of this model (δ = inf: unconstrained).
@@ -19,8 +19,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .accel import autocast
 from .errors import VWError
+from .models.accel import autocast
 from .tasks import TrialBatch
 
 ADAM = dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)  # [paper] Adam; [decided] no weight decay

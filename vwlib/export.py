@@ -2,7 +2,7 @@
 
 Two formats:
 - generation words: diffusers' textual-inversion file, `learned_embeds.safetensors` holding
-  `{token: tensor[num_vectors, D]}` with metadata {"format": "pt"}, which a stock
+  `{token: tensor[1, D]}` with metadata {"format": "pt"}, which a stock
   `StableDiffusionPipeline.load_textual_inversion(path, token=token)` loads as a new token;
 - any task's word: a vwlib word file (`export_word`), the vector with the token id it replaces, its prompt and the
   model it belongs to; `load_word(model, path)` puts it into a stock `Owlv2ForObjectDetection`, open_clip `CLIP`,
@@ -58,7 +58,7 @@ def export_textual_inversion(trial_dir: str | os.PathLike, out_dir: str | os.Pat
 
 
 def export_word(trial_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Write a trial's word as a vwlib word file: {"embedding": [num_vectors, D]} with metadata naming the token id
+    """Write a trial's word as a vwlib word file: {"embedding": [1, D]} with metadata naming the token id
     it replaces (its anchor's), the prompt that uses it, the task and the model (hub id or checkpoint) it belongs
     to. Written atomically."""
     trial_dir, path = Path(trial_dir), Path(path)

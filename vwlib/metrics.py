@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .text import TextSide
-from .vision import clip_image_features, owl_detections
+from .models.text import TextSide
+from .models.vision import clip_image_features, owl_detections
 
 NAME_PROMPT = "a photo of a {}"  # class texts of the zero-shot classifiers (the scorer and DFN/mini-clip)
 

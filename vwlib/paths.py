@@ -5,7 +5,7 @@
 | `VWLIB_MODELS_DIR`    | unset                                     | a folder of `<org>/<name>` copies of hub models   |
 | `VWLIB_CACHE`         | `~/.cache/vwlib`                          | materialised mini checkpoints, MiniLM vectors      |
 | `VWLIB_FIGURES_DIR`   | the checkout's `figures/`, else ./figures | where `vwlib.save` writes figures                 |
-| `VWLIB_DATA_DIR`      | unset                                     | the paper's datasets (see vwlib.datasets)         |
+| `VWLIB_DATA_DIR`      | unset                                     | the paper's datasets (see vwlib.data.datasets)    |
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent  # the checkout (when vwlib is installed editable, as `make install` does)
 CHECKPOINTS = PACKAGE_DIR / "checkpoints"
 REFERENCE_DIR = PACKAGE_DIR / "reference"  # the paper's plotted numbers, shipped with the package
+BENCH_RESULTS = REPO_ROOT / "bench" / "results"  # the engine benchmark's measurements (the GPU bill reads them)
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 BUILD_DIR = REPO_ROOT / "build" / "notebooks"
 

@@ -13,26 +13,75 @@ from collections import defaultdict
 
 import torch
 
-from .accel import accelerate, resolve_device
 from .cones import OutputSpace, train_output_words
-from .datasets import load_dataset
+from .data.datasets import load_dataset
 from .engine import train_words
-from .profiles import evaluator_fingerprint, fingerprint, get_spec, load_model
+from .errors import VWError
+from .models.accel import accelerate, resolve_device
+from .models.profiles import evaluator_fingerprint, fingerprint, get_spec, load_model
+from .models.text import TextSide
+from .models.tokenizer import single_token_id
+from .roles import ROLES, TASKS
 from .tasks import DEFAULTS, TrialBatch, make_batch, make_task, task_kwargs_for
-from .text import TextSide
-from .tokenizer import single_token_id
-from .transfer import TransferMap, fit_all, fit_all_output, nearest_words
+from .transfer import TransferMap, fit_all, fit_all_output, load_maps, nearest_words
 from .trials import Trial
 
-ROLES = ("generation", "detection", "classification", "scorer")
+
+def model(models: dict, profile: str, role: str, device: str = "cpu"):
+    """models[role], loaded into `models` first when missing. models: {role: Loaded}, all of one profile (the one
+    shape every function of the runner and the study takes)."""
+    if role not in models:
+        models[role] = load_model(profile, role, device=device)
+    return models[role]
 
 
-def task_for(profile: str, task_name: str, dataset: str, models: dict, task_kwargs: dict | None, device: str):
-    """The task object of a group of trials (the scorer joins generation tasks). models: {(profile, role): Loaded}."""
+def load_models(profile: str, device: str = "cpu", roles=ROLES) -> dict:
+    """{role: Loaded} for the roles of `profile` (all four by default)."""
+    return {role: load_model(profile, role, device=device) for role in roles}
+
+
+def build_task(profile: str, task_name: str, dataset: str, models: dict, task_kwargs: dict | None = None,
+               device: str = "cpu", scorer: bool = True):
+    """The one place a study builds a task: the profile's options for it (with `task_kwargs` overrides), its dataset,
+    and, for generation, the profile's scorer (`scorer=False`: a generator that only draws, and loads no scorer).
+    Models missing from `models` ({role: Loaded}) are loaded into it.
+
+    Usage: clf = build_task("mini", "classification", "mini-objects", load_models("mini"))"""
     kwargs = task_kwargs_for(profile, task_name, task_kwargs)
     if task_name == "generation" and "scorer" not in kwargs:
-        kwargs["scorer"] = models.setdefault((profile, "scorer"), load_model(profile, "scorer", device=device))
-    return make_task(task_name, models[(profile, task_name)], load_dataset(dataset), **kwargs)
+        kwargs["scorer"] = model(models, profile, "scorer", device) if scorer else None
+    return make_task(task_name, model(models, profile, task_name, device), load_dataset(dataset), **kwargs)
+
+
+class TaskCache:
+    """Each (task, dataset) built once (by `build_task`) for loaded models: building caches the image side, the
+    costly part.
+
+    Usage:
+        tasks = TaskCache("mini", load_models("mini"))
+        clf = tasks("classification", "mini-objects")   # the same object on the next call
+    models: {role: Loaded}."""
+
+    def __init__(self, profile: str, models: dict, task_kwargs: dict | None = None, device: str = "cpu"):
+        self.profile, self.models, self.task_kwargs, self.device, self.built = profile, models, task_kwargs, device, {}
+
+    def __call__(self, task_name: str, dataset: str):
+        if (task_name, dataset) not in self.built:
+            self.built[(task_name, dataset)] = build_task(self.profile, task_name, dataset, self.models,
+                                                          self.task_kwargs, self.device)
+        return self.built[(task_name, dataset)]
+
+
+def stored_maps(profile: str, models: dict, store, method: str = "lstsq", device: str = "cpu"
+                ) -> dict[tuple[str, str], TransferMap]:
+    """The 6 token-table maps of `profile` from `store`, fitted (on `models`, loaded into it when missing) and saved
+    there first when the store has none: every transferred word of a study goes through these maps."""
+    maps = load_maps(store, profile, method)
+    if len(maps) < len(TASKS) * (len(TASKS) - 1):
+        for role in TASKS:
+            model(models, profile, role, device)
+        maps = fit_all(profile, models, method, store=store)
+    return maps
 
 
 def score(task, words: torch.Tensor, batch: TrialBatch, space: str, scored_by: str) -> list[dict]:
@@ -81,8 +130,8 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
                compile: bool = False) -> list:
     """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs.
 
-    models: {(profile, role): Loaded} to reuse loaded models; task_kwargs: {task: {option: value}} overrides;
-    max_size: at most this many trials per batched forward pass (0: all trials of a group at once);
+    models: {role: Loaded} of the trials' one profile, to reuse loaded models (missing ones are loaded into it);
+    task_kwargs: {task: {option: value}} overrides; max_size: at most this many trials per batched forward pass (0: all trials of a group at once);
     compile: torch.compile the dominant frozen module (worth it for long GPU sweeps only).
     """
     todo = [t for t in trials if not store.done(t)]
@@ -92,17 +141,20 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
              (None, evaluator_fingerprint(t.profile, t.task))]
     if not todo and not stale:
         return [store.path(t) for t in trials]
+    profiles = sorted({t.profile for t in todo + stale})
+    if len(profiles) > 1:
+        raise VWError(f"run_trials takes the trials of one profile, got {', '.join(profiles)}: run each profile's "
+                      f"trials in a call of its own")
     device = resolve_device(device)
     models = models if models is not None else {}
     for t in todo + stale:
-        if (t.profile, t.task) not in models:
-            models[(t.profile, t.task)] = load_model(t.profile, t.task, device=device)  # task names are roles
+        model(models, t.profile, t.task, device)  # task names are roles
     validate(todo, models)
     for loaded in models.values():
         if "accelerated" not in loaded.meta and (compile or str(device).startswith("cuda")):
             accelerate(loaded, compile=compile)
     for (profile, task_name, dataset, steps, lr, space), group in group_trials(todo, max_size):
-        task = task_for(profile, task_name, dataset, models, task_kwargs, device)
+        task = build_task(profile, task_name, dataset, models, task_kwargs, device)
         batch = make_batch(task, group)
         log_every = max(1, steps // CURVE_POINTS)
         if space == "output":  # ConES: the parameter stands in for the text encoder's output
@@ -127,7 +179,7 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
             else:
                 store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row]}, curve)
     for (profile, task_name, dataset, _, _, space), group in group_trials(stale, max_size):
-        task = task_for(profile, task_name, dataset, models, task_kwargs, device)
+        task = build_task(profile, task_name, dataset, models, task_kwargs, device)
         scored_by = evaluator_fingerprint(profile, task_name)
         for trial, m in zip(group, score(task, store.load_words(group), make_batch(task, group), space, scored_by)):
             store.add_evaluation(trial, task_name, m)
@@ -157,10 +209,7 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
     written = 0
     for (dataset, src, dst), group in groups.items():
         tmap = maps[(src, dst)]
-        kwargs = task_kwargs_for(group[0].profile, dst, task_kwargs)
-        if dst == "generation":
-            kwargs.setdefault("scorer", models["scorer"])
-        task = make_task(dst, models[dst], load_dataset(dataset), **kwargs)
+        task = build_task(group[0].profile, dst, dataset, models, task_kwargs, str(models[dst].adapter.device))
         batch = make_batch(task, group)
         mapped = tmap(store.load_words(group).to(task.text.embedding.weight.device))
         if space == "output":
@@ -191,29 +240,3 @@ def transfer_all(profile: str, models: dict, store, method: str = "lstsq", task_
         written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, space="output",
                                       trials=trials)
     return written
-
-
-def load_models(profile: str, device: str = "cpu", roles=ROLES) -> dict:
-    """{role: Loaded} for the roles of `profile` (all four by default)."""
-    return {role: load_model(profile, role, device=device) for role in roles}
-
-
-class TaskCache:
-    """Each (task, dataset) built once for loaded models: building caches the image side, the costly part.
-
-    Usage:
-        tasks = TaskCache("mini", load_models("mini"))
-        clf = tasks("classification", "mini-objects")   # the same object on the next call
-    models: {role: Loaded} with the scorer among them (it joins generation tasks)."""
-
-    def __init__(self, profile: str, models: dict, task_kwargs: dict | None = None):
-        self.profile, self.models, self.task_kwargs, self.built = profile, models, task_kwargs, {}
-
-    def __call__(self, task_name: str, dataset: str):
-        if (task_name, dataset) not in self.built:
-            kwargs = task_kwargs_for(self.profile, task_name, self.task_kwargs)
-            if task_name == "generation":
-                kwargs.setdefault("scorer", self.models["scorer"])
-            self.built[(task_name, dataset)] = make_task(task_name, self.models[task_name], load_dataset(dataset),
-                                                         **kwargs)
-        return self.built[(task_name, dataset)]

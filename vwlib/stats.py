@@ -59,6 +59,8 @@ def summary(scores: pd.DataFrame, by=("dataset", "evaluated_on", "trained_for", 
 
 
 _REFERENCE_TASK = {"sd21": "generation", "owlv2": "detection", "dfn": "classification"}
+# the paper dataset each mini dataset stands in for (its numbers are drawn beside the mini world's)
+PAPER_ANALOGUE = {"mini-objects": "imagenet", "mini-instances": "dreambooth", "mini-scenes": "coco"}
 
 
 def paper_reference(name: str = "fig6_delta") -> pd.DataFrame:

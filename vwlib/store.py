@@ -2,7 +2,7 @@
 
     <root>/<trial key>/
         config.json              the trial (profile, task, dataset, concept, anchor, δ, seed, steps, lr, ...)
-        embedding.safetensors    {"embedding": [num_vectors, D]} + metadata (model id, anchor word and id, δ, ...)
+        embedding.safetensors    {"embedding": [1, D]} + metadata (model id, anchor word and id, δ, ...)
         eval-<task>.json         metrics of the word evaluated by <task>'s model: in-domain when <task> is the
                                  trial's own task, after transfer otherwise (written by later stages)
     <root>/maps/<profile>-<src>-to-<dst>-<method>[-output].safetensors    the transfer maps the words were mapped by
@@ -36,7 +36,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import VWError
-from .trials import TASKS, Trial
+from .roles import TASKS
+from .trials import Trial
 
 
 def _dump(obj) -> str:
@@ -83,7 +84,7 @@ class ResultStore:
 
     def write(self, trial: Trial, vector: torch.Tensor | None, meta: dict, evaluations: dict[str, dict],
               curve: dict | None = None) -> Path:
-        """Write a finished trial (vector [num_vectors, D], or None for a failed one) as one atomic directory;
+        """Write a finished trial (vector [1, D], or None for a failed one) as one atomic directory;
         `curve` ({"step", "loss", "distance", "d_nn"}: its training curve) goes to curve.json."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(trial)
@@ -200,12 +201,16 @@ class ResultStore:
             return []
         return sorted(p for p in self.root.iterdir() if not p.name.startswith(".") and (p / "config.json").is_file())
 
-    def table(self):
-        """One row per (trial, evaluating task): the trial's config plus `evaluated_on` and its metrics."""
+    def table(self, trials: list[Trial] | None = None):
+        """One row per (trial, evaluating task): the trial's config plus `evaluated_on` and its metrics; only the
+        rows of `trials` when given (e.g. a study's grid within a store that holds more)."""
         import pandas as pd
 
+        keys = None if trials is None else {t.key() for t in trials}
         rows = []
         for d in self.trial_dirs():
+            if keys is not None and d.name not in keys:
+                continue
             config = json.loads((d / "config.json").read_text())
             evals = sorted(d.glob("eval-*.json"))
             if not evals:
@@ -235,7 +240,7 @@ def read_config(trial_dir: str | os.PathLike) -> dict:
 
 
 def load_embedding(path: str | os.PathLike, width: int | None = None) -> torch.Tensor:
-    """[num_vectors, D] from a trial's embedding.safetensors; a corrupt or wrong-width file is a VWError."""
+    """[1, D] from a trial's embedding.safetensors; a corrupt or wrong-width file is a VWError."""
     path = Path(path)
     if not path.is_file():
         raise VWError(f"no embedding at {path}: train the trial first (vw train)")

@@ -1,4 +1,4 @@
-"""The three tasks: what a new word is trained for, and how it is scored (SPEC §2, §6).
+"""The three tasks: what a new word is trained for, and how it is scored (docs/spec.md §2, §6).
 
 Each task binds one model (a `Loaded`) to one dataset, caches its frozen image side once, and computes per-trial
 losses and metrics for a batch of trials, each batch row holding its own word:
@@ -30,16 +30,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .datasets import ConceptDataset
+from .data.datasets import ConceptDataset
 from .metrics import NAME_PROMPT, detection_map, image_votes, text_features, zero_shot_votes
-from .text import TextSide
-from .tokenizer import single_token_id
+from .models.text import TextSide
+from .models.tokenizer import single_token_id
+from .models.vision import clip_image_features, owl_image_side, owl_logits, proposal_overlap, sd_latents
 from .trials import Trial
-from .vision import clip_image_features, owl_image_side, owl_logits, proposal_overlap, sd_latents
 
 PROMPTS = {"generation": "a photo of {}", "detection": "{}", "classification": "a photo of a {}"}
 
-# Profile defaults: (steps, lr) per task. paper: SPEC §2 (Adam, lr 1e-4, 1000 steps, batch 8); mini: measured
+# Profile defaults: (steps, lr) per task. paper: docs/spec.md §2 (Adam, lr 1e-4, 1000 steps, batch 8); mini: measured
 # to converge on 2 CPU cores in seconds; tiny: smoke tests.
 DEFAULTS = {
     "paper": {"generation": (1000, 1e-4), "detection": (1000, 1e-4), "classification": (1000, 1e-4)},

@@ -1,4 +1,4 @@
-"""Transfer functions between models (SPEC §5): T^{y→x} = argmin_T E_w ||x(w) − T y(w)||², fitted on the input token
+"""Transfer functions between models (docs/spec.md §5): T^{y→x} = argmin_T E_w ||x(w) − T y(w)||², fitted on the input token
 embeddings of the vocabulary rows both models know (same token ids), and the nearest-word read-out.
 
 Methods: `lstsq` (the paper's: plain least squares, no bias, float64), `ridge`, `procrustes` (an orthogonal map
@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .datasets import load_dataset
+from .data.datasets import load_dataset
 from .errors import VWError
+from .models.text import TextSide
+from .models.tokenizer import single_token_id
+from .roles import TASKS
 from .tasks import TrialBatch, make_task
-from .text import TextSide
-from .tokenizer import single_token_id
-from .trials import TASKS
 
 METHODS = ("lstsq", "ridge", "procrustes", "mlp")
 

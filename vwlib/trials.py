@@ -3,7 +3,7 @@
 Usage:
     t = Trial("mini", "classification", "mini-objects", "star", "heart", delta=0.5)
     t.key()          # "mini-classification-mini-objects-star-heart-d0.5-s0-3f2a9c1e"  (stable, filesystem-safe)
-    expand(...)      # the grid of trials, validated
+    StudyConfig(...).trials()   # a grid of them (vwlib.study.config)
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from .errors import VWError
-from .profiles import fingerprint
+from .models.profiles import fingerprint
+from .roles import TASKS
 
-TASKS = ("generation", "detection", "classification")
 SPACES = ("input", "output")  # input: a token embedding (the paper); output: the text encoder's output (ConES)
 
 
@@ -46,7 +46,6 @@ class Trial:
     seed: int = 0
     steps: int = 0  # 0: the profile's default for the task
     lr: float = 0.0  # 0: the profile's default for the task
-    num_vectors: int = 1
     space: str = "input"
 
     def __post_init__(self):
@@ -57,8 +56,6 @@ class Trial:
         object.__setattr__(self, "delta", parse_delta(self.delta))
         if self.space == "output" and not math.isinf(self.delta):
             raise VWError("output-space embeddings (ConES) have no anchor row to stay near: use delta inf")
-        if self.num_vectors != 1:
-            raise VWError("num_vectors > 1 is not supported yet: the paper's experiments train one vector per word")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -77,7 +74,9 @@ class Trial:
         so a retrained model's trials never collide with its predecessor's. (What scores the word, e.g. the scorer
         of generations, is stamped on each evaluation instead: a new scorer re-scores words, it does not retrain
         them.)"""
-        content = {**self.to_dict(), "model": fingerprint(self.profile, self.task)}
+        # "num_vectors": 1 stays in the hash (a field once, always 1: one vector per word, as in the paper) so that
+        # every store written before keeps its keys
+        content = {**self.to_dict(), "num_vectors": 1, "model": fingerprint(self.profile, self.task)}
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:8]
         delta = "inf" if math.isinf(self.delta) else f"{self.delta:g}"
         space = "-output" if self.space == "output" else ""

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from vwlib.notebooks import NOTEBOOKS_DIR, _kernel_name
 from vwlib.paths import BUILD_DIR
+from vwlib.study.notebooks import NOTEBOOKS_DIR, _kernel_name
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),

@@ -34,7 +34,7 @@ TASK_KWARGS = {"generation": {"num_inference_steps": 2, "batch_per_trial": 2}}
 
 def run(profile: str, trials: list, root: Path) -> dict:
     """The study's own path: train and score in-domain, fit the lstsq maps, score every word transferred."""
-    from vwlib.study import StudyConfig, run_study
+    from vwlib.study.config import StudyConfig, run_study
 
     cfg = StudyConfig(profile=profile, datasets=("mini-objects",), out=str(root), task_kwargs=TASK_KWARGS)
     object.__setattr__(cfg, "trials", lambda: trials)  # the fixed grid, not a StudyConfig one

@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from vwlib.cones import OutputSpace, modality_gap, modality_gap_table, train_output_words
-from vwlib.datasets import load_dataset
-from vwlib.runner import evaluate_transfers, run_trials
-from vwlib.tasks import make_batch
+from vwlib.data.datasets import load_dataset
 from vwlib.errors import VWError
+from vwlib.runner import evaluate_transfers, run_trials
 from vwlib.stats import headline
 from vwlib.store import ResultStore
-from vwlib.tasks import make_task
+from vwlib.tasks import make_batch, make_task
 from vwlib.transfer import fit_all_output, vocabulary_outputs
 from vwlib.trials import Trial
 
@@ -86,7 +85,7 @@ def test_output_space_words_are_stored_and_transferred_apart_from_input_words(ti
     store = ResultStore(tmp_path)
     kw = {"generation": {"num_inference_steps": 2, "batch_per_trial": 2}}
     trials = [Trial("tiny", t, "mini-objects", "star", "star", steps=2, space=s) for t in FAMILY for s in ("input", "output")]
-    run_trials(trials, store, progress=False, models={("tiny", r): m for r, m in tiny_models.items()}, task_kwargs=kw)
+    run_trials(trials, store, progress=False, models=dict(tiny_models), task_kwargs=kw)
     for t in trials:
         assert store.load_vector(store.path(t)).shape == (1, 32)  # tiny tiny_models: token, feature and query width 32
     maps = fit_all_output("tiny", tiny_models, max_words=500, store=store)

@@ -9,13 +9,12 @@ import pytest
 import torch
 
 from vwlib import build_tiny
-from vwlib.datasets import load_dataset
+from vwlib.data.datasets import load_dataset
 from vwlib.engine import nearest_word_distance, train_words
+from vwlib.models.text import TextSide
 from vwlib.runner import run_trials
-from vwlib.tasks import make_batch
 from vwlib.store import ResultStore
-from vwlib.tasks import make_task
-from vwlib.text import TextSide
+from vwlib.tasks import make_batch, make_task
 from vwlib.trials import Trial
 
 FAMILY = {"generation": "sd", "detection": "owl", "classification": "open_clip"}
@@ -165,7 +164,8 @@ def test_wrong_width_and_corrupt_embeddings(tmp_path):
 
 
 def test_missing_mini_checkpoint_names_the_rebuild_command(tmp_path, monkeypatch):
-    from vwlib import MissingModelError, profiles
+    from vwlib import MissingModelError
+    from vwlib.models import profiles
 
     spec = profiles.ModelSpec("mini", "detection", "owl", str(tmp_path / "nowhere"), "checkpoint")
     monkeypatch.setitem(profiles.PROFILES["mini"], "detection", spec)
@@ -187,11 +187,11 @@ def test_generations_do_not_depend_on_the_other_trials_of_the_batch(tiny_models,
 
 
 def test_a_new_scorer_rescores_generation_words_without_retraining_them(tiny_models, tmp_path, monkeypatch):
-    import vwlib.profiles as profiles
+    import vwlib.models.profiles as profiles
 
     store = ResultStore(tmp_path)
     kw = {"generation": {"num_inference_steps": 1}}
-    models = {("tiny", r): m for r, m in tiny_models.items()}
+    models = dict(tiny_models)
     trials = [Trial("tiny", "generation", "mini-objects", "star", "star", steps=2),
               Trial("tiny", "classification", "mini-objects", "star", "star", steps=2)]
     run_trials(trials, store, progress=False, models=models, task_kwargs=kw)
@@ -207,10 +207,10 @@ def test_a_new_scorer_rescores_generation_words_without_retraining_them(tiny_mod
 
 
 def test_a_new_nms_threshold_rescores_detection_words_without_retraining_them(tiny_models, tmp_path, monkeypatch):
-    import vwlib.vision as vision
+    import vwlib.models.vision as vision
 
     store = ResultStore(tmp_path)
-    models = {("tiny", r): m for r, m in tiny_models.items()}
+    models = dict(tiny_models)
     trial = Trial("tiny", "detection", "mini-objects", "star", "star", steps=2)
     run_trials([trial], store, progress=False, models=models)
     word = store.path(trial) / "embedding.safetensors"
@@ -228,7 +228,7 @@ def test_each_trial_keeps_its_training_curve_inside_its_ball(tmp_path, tiny_mode
 
     store = ResultStore(tmp_path / "runs")
     trials = [Trial("tiny", "classification", "mini-objects", "star", "heart", d, steps=80) for d in (0.5, math.inf)]
-    run_trials(trials, store, progress=False, models={("tiny", "classification"): tiny_models["classification"]})
+    run_trials(trials, store, progress=False, models={"classification": tiny_models["classification"]})
     for t in trials:
         curve = store.curve(t)
         assert curve["step"] == list(range(0, 80, 2)) + [79]  # 41 points: every 2 steps and the last

@@ -10,10 +10,10 @@ import torch
 
 from vwlib import build_tiny, load_word
 from vwlib.errors import VWError
+from vwlib.models.text import TextSide
 from vwlib.runner import run_trials
 from vwlib.store import ResultStore
 from vwlib.tasks import PROMPTS
-from vwlib.text import TextSide
 from vwlib.trials import Trial
 
 FAMILY = {"generation": "sd", "detection": "owl", "classification": "open_clip"}
@@ -23,7 +23,7 @@ FAMILY = {"generation": "sd", "detection": "owl", "classification": "open_clip"}
 def test_exported_word_loads_into_a_stock_model_and_means_what_it_meant(task, tmp_path, tiny_models):
     store = ResultStore(tmp_path / "runs")
     trial = Trial("tiny", task, "mini-objects", "star", "heart", 0.5, steps=3)
-    run_trials([trial], store, progress=False, models={("tiny", task): tiny_models[task]},
+    run_trials([trial], store, progress=False, models={task: tiny_models[task]},
                task_kwargs={"generation": {"num_inference_steps": 1}})
     out = tmp_path / "star.safetensors"
     proc = subprocess.run([sys.executable, "-m", "vwlib", "export-word", str(store.path(trial)), str(out)],
@@ -48,7 +48,7 @@ def test_exported_word_loads_into_a_stock_model_and_means_what_it_meant(task, tm
 def test_load_word_refuses_the_wrong_model_and_other_files(tmp_path, tiny_models):
     store = ResultStore(tmp_path / "runs")
     trial = Trial("tiny", "classification", "mini-objects", "star", "heart", math.inf, steps=1)
-    run_trials([trial], store, progress=False, models={("tiny", "classification"): tiny_models["classification"]})
+    run_trials([trial], store, progress=False, models={"classification": tiny_models["classification"]})
     from vwlib import export_word
 
     path = export_word(store.path(trial), tmp_path / "w.safetensors")

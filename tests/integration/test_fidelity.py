@@ -4,7 +4,7 @@ measurements in the store (a second call only reads), and reports every check wi
 import json
 from dataclasses import replace
 
-from vwlib.fidelity import FIDELITY_GRID, measure, report
+from vwlib.study.fidelity import FIDELITY_GRID, measure, report
 
 
 def test_fidelity_measures_once_then_reads(tmp_path):

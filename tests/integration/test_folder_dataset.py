@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vwlib.datasets import held_out_count, load_dataset
+from vwlib.data.datasets import held_out_count, load_dataset
 from vwlib.errors import VWError
 from vwlib.store import ResultStore
 

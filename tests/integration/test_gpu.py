@@ -8,11 +8,10 @@ import pytest
 import torch
 
 from vwlib import build_tiny
-from vwlib.accel import accelerate, autocast
-from vwlib.datasets import load_dataset
+from vwlib.data.datasets import load_dataset
 from vwlib.engine import nearest_word_distance, train_words
-from vwlib.tasks import make_batch
-from vwlib.tasks import make_task
+from vwlib.models.accel import accelerate, autocast
+from vwlib.tasks import make_batch, make_task
 from vwlib.trials import Trial
 
 FAMILY = {"generation": "sd", "detection": "owl", "classification": "open_clip"}
@@ -98,7 +97,7 @@ def test_the_runner_trains_scores_and_transfers_on_cuda(tmp_path):
     for device in ("cuda", "cpu"):
         store = ResultStore(tmp_path / device)
         models = load_models("tiny", device)
-        run_trials(trials, store, device=device, progress=False, models={("tiny", r): m for r, m in models.items()})
+        run_trials(trials, store, device=device, progress=False, models=models)
         assert transfer_all("tiny", models, store, trials=trials) == 6
         evaluations[device] = [store.evaluation(t, task) for t in trials for task in FAMILY]
     for gpu, cpu in zip(evaluations["cuda"], evaluations["cpu"]):
@@ -112,7 +111,7 @@ def test_fidelity_measures_on_cuda(tmp_path):
     """`vw fidelity --device cuda`: floors, names, the δ = 0 control, the layer probes and the report, on the GPU."""
     from dataclasses import replace
 
-    from vwlib.fidelity import FIDELITY_GRID, measure, report
+    from vwlib.study.fidelity import FIDELITY_GRID, measure, report
 
     cfg = replace(FIDELITY_GRID, profile="tiny", datasets=("mini-objects",), concepts=2, out=str(tmp_path),
                   task_kwargs={"generation": {"num_inference_steps": 1, "batch_per_trial": 2}})

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from vwlib.loaders import load_from_dir
-from vwlib.compact import materialise
 from vwlib.mini.train import train
+from vwlib.models.compact import materialise
+from vwlib.models.loaders import load_from_dir
 
 FAMILY = {"clip": "open_clip", "scorer": "open_clip", "owl": "owl", "sd": "sd"}
 SMALL = {"clip": dict(pool_size=64, batch=16), "scorer": dict(pool_size=64, batch=16),

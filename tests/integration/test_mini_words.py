@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from vwlib.datasets import concept_names
+from vwlib.data.datasets import concept_names
 from vwlib.runner import run_trials
 from vwlib.stats import headline
 from vwlib.store import ResultStore

@@ -13,9 +13,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from vwlib.datasets import load_dataset
+from vwlib.data.datasets import load_dataset
 from vwlib.engine import train_words
-from vwlib.profiles import load_model
+from vwlib.models.profiles import load_model
 from vwlib.tasks import make_batch, make_task
 from vwlib.trials import Trial
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from vwlib import StudyConfig
-from vwlib.datasets import concept_names
+from vwlib.data.datasets import concept_names
 from vwlib.store import ResultStore
 
 pytest.importorskip("ipywidgets")
@@ -15,7 +15,7 @@ pytest.importorskip("ipywidgets")
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from vwlib.browser import WordBrowser
+    from vwlib.study.browser import WordBrowser
 
     out = tmp_path_factory.mktemp("runs")
     cfg = StudyConfig(profile="tiny", datasets=("mini-objects", "mini-instances"), out=str(out), device="cpu")
@@ -33,7 +33,7 @@ def test_first_view_is_a_stored_word_in_three_models(browser):
     assert store.done(trial)  # trained on demand, into the study's store
     assert [v["model"] for v in card["views"]] == ["generation", "detection", "classification"]
     assert [v["source"] for v in card["views"]] == ["in-domain", "mapped from generation", "mapped from generation"]
-    # within 0.5 d_nn of its anchor, the anchor is provably the word's nearest word (SPEC §3)
+    # within 0.5 d_nn of its anchor, the anchor is provably the word's nearest word (docs/spec.md §3)
     assert card["views"][0]["nearest"][0][0] == trial.anchor
     assert card["distance"] == pytest.approx(0.5, abs=1e-3)
     assert len(browser.columns.children) == 3
@@ -70,8 +70,8 @@ def test_changing_the_dataset_menu_refills_concepts_and_redraws(browser):
 def test_transfer_gallery_is_paper_fig4_from_stored_words(browser):
     from dataclasses import replace
 
-    from vwlib.figures import transfer_gallery_figure
-    from vwlib.study import transfer_gallery
+    from vwlib.plots.figures import transfer_gallery_figure
+    from vwlib.study.inspector import transfer_gallery
 
     cfg = replace(browser.inspector.cfg, concepts=2, deltas=("inf",))
     gallery = transfer_gallery(cfg, inspector=browser.inspector)

@@ -14,7 +14,7 @@ import yaml
 
 from vwlib.errors import VWError
 from vwlib.store import ResultStore
-from vwlib.sweep import load_sweep, plan, run_sweep
+from vwlib.study.sweep import load_sweep, plan, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,9 @@ from PIL import Image
 
 import vwlib
 from vwlib import build_tiny, load_from_dir, load_model, save_model
-from vwlib.profiles import ROLES, get_spec
-from vwlib.tokenizer import VOCAB_SIZE
+from vwlib.models.profiles import get_spec
+from vwlib.models.tokenizer import VOCAB_SIZE
+from vwlib.roles import ROLES
 
 IMAGE = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8"))
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from vwlib import build_tiny
+from vwlib.models.probes import pooled_activations
+from vwlib.models.text import TextSide
 from vwlib.runner import evaluate_transfers, run_trials
-from vwlib.probes import pooled_activations
 from vwlib.store import ResultStore
-from vwlib.text import TextSide
 from vwlib.transfer import fit_all, nearest_words
 from vwlib.trials import Trial
 
@@ -68,7 +68,7 @@ def test_transferred_words_are_scored_by_the_target_evaluators(tiny_models, tmp_
     store = ResultStore(tmp_path / "runs")
     trials = [Trial("tiny", "classification", "mini-objects", "star", "star", math.inf, steps=2),
               Trial("tiny", "detection", "mini-objects", "ring", "heart", 0.5, steps=2)]
-    run_trials(trials, store, progress=False, models={("tiny", t.task): tiny_models[t.task] for t in trials})
+    run_trials(trials, store, progress=False, models={t.task: tiny_models[t.task] for t in trials})
     maps = fit_all("tiny", tiny_models, "lstsq")
     n = evaluate_transfers(store, maps, tiny_models, task_kwargs={"generation": {"num_inference_steps": 1}})
     assert n == 4
@@ -121,7 +121,7 @@ def test_cli_transfer_fit_and_probe(tmp_path):
 def test_transfer_evaluation_can_be_limited_to_a_studys_trials(tiny_models, tmp_path):
     store = ResultStore(tmp_path / "runs")
     trials = [Trial("tiny", "classification", "mini-objects", c, "star", math.inf, steps=2) for c in ("star", "ring")]
-    run_trials(trials, store, progress=False, models={("tiny", "classification"): tiny_models["classification"]})
+    run_trials(trials, store, progress=False, models={"classification": tiny_models["classification"]})
     maps = {k: v for k, v in fit_all("tiny", tiny_models, "lstsq").items() if k == ("classification", "detection")}
     assert evaluate_transfers(store, maps, tiny_models, trials=trials[:1]) == 1  # the other word is not this study's
     assert not (store.path(trials[1]) / "eval-detection.json").exists()

@@ -4,7 +4,7 @@
 import nbformat
 import pytest
 
-from vwlib.notebooks import NOTEBOOKS_DIR, is_lab_only, run_notebook
+from vwlib.study.notebooks import NOTEBOOKS_DIR, is_lab_only, run_notebook
 
 NOTEBOOKS = [p for p in sorted(NOTEBOOKS_DIR.glob("*.ipynb")) if not is_lab_only(p)]
 # Small parameters: tiny random models, one dataset, 2 concepts. Each notebook takes the parameters it declares.

@@ -4,10 +4,11 @@ import json
 import subprocess
 import sys
 
-from vwlib.study import StudyConfig, bill
+from vwlib.study.bill import bill
+from vwlib.study.config import StudyConfig
 
 
-def test_bill_scales_trials_by_the_benchmarked_rates(tmp_path):
+def test_bill_scales_trials_by_the_benchmarked_rates(tmp_path, empty_hub):
     bench = tmp_path / "engine.json"
     bench.write_text(json.dumps({"device": "an H100", "rows": [
         {"task": "generation", "words_per_hour_at_profile_steps": 12.0},
@@ -18,7 +19,7 @@ def test_bill_scales_trials_by_the_benchmarked_rates(tmp_path):
     assert out["per_task"] == {"generation": 4, "classification": 4}
     assert out["estimate"]["gpu_hours"] == {"generation": round(4 / 12, 2), "classification": round(4 / 3000, 2)}
     assert out["estimate"]["device"] == "an H100"
-    assert "openai/clip-vit-large-patch14" in out["missing"]  # no hub cache on a test machine
+    assert "openai/clip-vit-large-patch14" in out["missing"]  # the hub cache is empty (empty_hub)
     assert "no benchmark at" in bill(cfg, cfg.trials(), bench=tmp_path / "none.json")["estimate"]
 
 

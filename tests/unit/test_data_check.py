@@ -8,9 +8,9 @@ import sys
 import pytest
 from PIL import Image
 
-from vwlib import notebooks
-from vwlib.datasets import PAPER_DATASETS, check_data, load_dataset
+from vwlib.data.datasets import PAPER_DATASETS, check_data, load_dataset
 from vwlib.errors import VWError
+from vwlib.study import notebooks
 
 VOC = {"airplane": "aeroplane"}
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vwlib import VWError, clip_tokenizer
-from vwlib.datasets import MINI_DATASETS, load_dataset
+from vwlib.data.datasets import MINI_DATASETS, load_dataset
 
 
 @pytest.mark.parametrize("name", MINI_DATASETS)

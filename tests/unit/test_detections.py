@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from vwlib import profiles
-from vwlib.vision import OWL_NMS_IOU, owl_detections
+from vwlib.models import profiles
+from vwlib.models.vision import OWL_NMS_IOU, owl_detections
 
 
 def _boxes():
@@ -35,7 +35,7 @@ def test_detection_evaluator_fingerprint_names_the_nms_threshold():
 
 
 def test_the_module_threshold_is_read_at_call_time(monkeypatch):
-    import vwlib.vision as vision
+    import vwlib.models.vision as vision
 
     scores = torch.tensor([[0.9], [0.8], [0.7], [0.6]])
     assert len(owl_detections(_boxes(), scores)["boxes"]) == 2

@@ -23,7 +23,7 @@ def test_export_refuses_output_space_and_other_tasks_in_one_line(config, message
 
 def test_a_token_added_to_one_models_tokenizer_is_not_in_anothers():
     """load_textual_inversion adds tokens to the pipeline's tokenizer: each model must own its copy."""
-    from vwlib.tokenizer import clip_tokenizer
+    from vwlib.models.tokenizer import clip_tokenizer
 
     first, second = clip_tokenizer(pad_token="!"), clip_tokenizer(pad_token="!")
     first.add_tokens(["<w>"])

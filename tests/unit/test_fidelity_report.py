@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from vwlib.fidelity import report
+from vwlib.study.fidelity import report
 
 
 def _row(task, evaluated_on, concept, anchor, delta, score, nearest_is_anchor=None):
@@ -119,7 +119,7 @@ def test_the_fidelity_figure_draws_the_curves_the_matrices_and_the_verdicts(chec
     import matplotlib
 
     matplotlib.use("Agg")
-    from vwlib.figures import fidelity_figure
+    from vwlib.plots.figures import fidelity_figure
 
     fig = fidelity_figure(checks["_result"])
     assert len(fig.axes) == 6

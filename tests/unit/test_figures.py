@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from vwlib.figures import delta_curves, unconstrained_bars  # noqa: E402
+from vwlib.plots.figures import delta_curves, unconstrained_bars  # noqa: E402
 from vwlib.stats import bootstrap_ci, headline, paper_reference, summary  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def test_the_papers_numbers_ship_inside_the_package():
     fig6 = paper_reference("fig6_delta")
     row = fig6[(fig6.dataset == "imagenet") & (fig6.trained_for == "generation") & (fig6.metric_model == "sd21")
                & (fig6.delta == 0.5)]
-    assert row["mean"].tolist() == [0.97] and set(row["metric_model_task"]) == {"generation"}  # SPEC §9
+    assert row["mean"].tolist() == [0.97] and set(row["metric_model_task"]) == {"generation"}  # docs/spec.md §9
     fig3 = paper_reference("fig3_unconstrained")
     assert len(fig3) == 36 and fig3[["ci_low", "ci_high"]].notna().all().all()
     assert (PACKAGE_DIR / "reference" / "fig6_delta.csv").is_file()

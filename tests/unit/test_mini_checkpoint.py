@@ -1,10 +1,10 @@
 import torch
 
-from vwlib.loaders import load_from_dir
-from vwlib.compact import is_compact, known_ids, materialise
 from vwlib.mini.checkpoint import save_compact
 from vwlib.mini.models import SEEDS, build_mini
 from vwlib.mini.vocab import known_token_ids
+from vwlib.models.compact import is_compact, known_ids, materialise
+from vwlib.models.loaders import load_from_dir
 
 
 def test_compact_checkpoint_round_trip(tmp_path, monkeypatch):

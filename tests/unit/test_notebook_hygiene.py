@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from vwlib import VWError
-from vwlib.notebooks import check_parameters_cell, notebook_parameters
+from vwlib.study.notebooks import check_parameters_cell, notebook_parameters
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 

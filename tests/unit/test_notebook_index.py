@@ -1,6 +1,6 @@
 """`vw notebooks` writes an index page that links every executed notebook and every figure."""
 
-from vwlib.notebooks import write_index
+from vwlib.study.notebooks import write_index
 
 
 def test_index_links_notebooks_and_figures(tmp_path):
@@ -24,8 +24,8 @@ def test_notebook_defaults_are_the_quick_grid_and_full_passes_the_full_one(tmp_p
     """Run All in Lab = `make figures` (the notebooks' own 5 x 5 defaults); `make figures FULL=1` passes 10."""
     import nbformat
 
-    from vwlib import notebooks
     from vwlib.paths import NOTEBOOKS_DIR
+    from vwlib.study import notebooks
 
     for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
         params = notebooks.notebook_parameters(nbformat.read(path, as_version=4))
@@ -43,8 +43,8 @@ def test_notebook_defaults_are_the_quick_grid_and_full_passes_the_full_one(tmp_p
 
 def test_lab_only_notebooks_run_when_named_only(tmp_path, monkeypatch):
     """The results browser needs a live kernel: `make figures` leaves it out, `--only 10` runs it."""
-    from vwlib import notebooks
     from vwlib.paths import NOTEBOOKS_DIR
+    from vwlib.study import notebooks
 
     lab_only = [p.name for p in sorted(NOTEBOOKS_DIR.glob("*.ipynb")) if notebooks.is_lab_only(p)]
     assert lab_only == ["10_browser.ipynb"]

@@ -1,9 +1,9 @@
 """The set-up a new user relies on: pinned installs, the conda file, the two README commands, CI."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from vwlib import VWError
-from vwlib.datasets import PAPER_DATASETS, load_dataset
+from vwlib.data.datasets import PAPER_DATASETS, load_dataset
 
 
 def _img(path, size=(40, 30)):

@@ -2,7 +2,7 @@ import open_clip
 import pytest
 
 from vwlib import VWError, clip_tokenizer, single_token_id
-from vwlib.tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE
+from vwlib.models.tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE
 
 
 @pytest.mark.parametrize("text", ["a photo of a strawberry", "scuba diver", "a grey sloth plushie!", "cat2 123"])

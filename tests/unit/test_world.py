@@ -2,7 +2,17 @@ import numpy as np
 import pytest
 
 from vwlib import clip_tokenizer
-from vwlib.world import BACKGROUNDS, COLOURS, PATTERNS, SHAPES, ObjectSpec, Scene, render, sample_scene, sample_single
+from vwlib.data.world import (
+    BACKGROUNDS,
+    COLOURS,
+    PATTERNS,
+    SHAPES,
+    ObjectSpec,
+    Scene,
+    render,
+    sample_scene,
+    sample_single,
+)
 
 
 def test_every_world_word_is_one_clip_token():

@@ -1,4 +1,4 @@
-"""Compact mini checkpoints, write side: store what a mini model learned (read side: `vwlib.compact`).
+"""Compact mini checkpoints, write side: store what a mini model learned (read side: `vwlib.models.compact`).
 
 Usage:
     save_compact(loaded, "vwlib/checkpoints/mini/clip", seed=11)
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ..compact import MARKER, convert_folder, unknown_rows
-from ..loaders import save_model
-from ..tokenizer import VOCAB_SIZE
+from ..models.compact import MARKER, convert_folder, unknown_rows
+from ..models.loaders import save_model
+from ..models.tokenizer import VOCAB_SIZE
 from .vocab import known_token_ids
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..world import ObjectSpec, Scene, render, sample_scene, sample_single
+from ..data.world import ObjectSpec, Scene, render, sample_scene, sample_single
 
 PREFIXES = ("", "a photo of ", "a picture of ", "a rendering of ")
 

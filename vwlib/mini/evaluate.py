@@ -16,11 +16,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..datasets import MINI_DATASETS, ConceptDataset, load_mini_dataset
-from ..metrics import NAME_PROMPT, detection_map as map_of_detections, image_votes, text_features
-from ..profiles import load_model
-from ..text import TextSide
-from ..vision import owl_image_side, owl_logits
+from ..data.datasets import MINI_DATASETS, ConceptDataset, load_mini_dataset
+from ..metrics import NAME_PROMPT, image_votes, text_features
+from ..metrics import detection_map as map_of_detections
+from ..models.profiles import load_model
+from ..models.text import TextSide
+from ..models.vision import owl_image_side, owl_logits
 from .train_sd import generate
 
 EVAL_SEED = 7  # held-out images: the study's datasets use seed 0, training pools other seeds

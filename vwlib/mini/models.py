@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from ..loaders import Loaded
-from ..tokenizer import VOCAB_SIZE, clip_tokenizer
+from ..models.loaders import Loaded
+from ..models.tokenizer import VOCAB_SIZE, clip_tokenizer
 from .vocab import init_token_table
 
 TEXT_WIDTH = 64

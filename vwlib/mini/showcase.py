@@ -11,10 +11,10 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Rectangle
 
-from ..datasets import MINI_DATASETS, load_dataset
+from ..data.datasets import MINI_DATASETS, load_dataset
 from ..metrics import text_features
-from ..profiles import load_model
-from ..vision import clip_image_features
+from ..models.profiles import load_model
+from ..models.vision import clip_image_features
 from .evaluate import PROMPT, detect
 from .train_sd import generate
 

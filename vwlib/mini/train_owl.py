@@ -11,18 +11,17 @@ Usage:
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou, sigmoid_focal_loss
 from tqdm.auto import tqdm
 
-from ..world import ObjectSpec, render, sample_scene, sample_single
+from ..data.world import ObjectSpec, render, sample_scene, sample_single
+from .common import freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 from .data import object_phrase
 from .models import IMAGE_SIZE, SEEDS, build_mini
 from .vocab import known_token_ids
-from .common import freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 
 SIZE = IMAGE_SIZE["owl"]
 

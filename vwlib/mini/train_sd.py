@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..loaders import Loaded
-from ..tokenizer import VOCAB_SIZE, clip_tokenizer
+from ..models.loaders import Loaded
+from ..models.tokenizer import VOCAB_SIZE, clip_tokenizer
+from .common import freeze_rows, param_groups, tokenize, warmup_cosine
 from .data import caption_pool
 from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH
-from .common import freeze_rows, param_groups, tokenize, warmup_cosine
 from .vocab import init_token_table, known_token_ids
 
 SIZE = IMAGE_SIZE["sd"]

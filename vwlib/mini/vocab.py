@@ -22,9 +22,9 @@ import re
 import numpy as np
 import torch
 
+from ..data.world import BACKGROUNDS, COLOURS, PATTERNS, SHAPES, SIZES
+from ..models.tokenizer import VOCAB_SIZE, clip_vocab_and_merges
 from ..paths import cache_root
-from ..tokenizer import VOCAB_SIZE, clip_vocab_and_merges
-from ..world import BACKGROUNDS, COLOURS, PATTERNS, SHAPES, SIZES
 
 FREQUENT_IDS = 20000
 KNOWN_ROW_NORM = 0.4  # norm of a known row at init; unknown rows are N(0, 0.02^2), norm ~0.16 at width 64

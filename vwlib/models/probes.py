@@ -1,4 +1,4 @@
-"""Layer probes (SPEC §7): which text-encoder layers does a new word act on?
+"""Layer probes (docs/spec.md §7): which text-encoder layers does a new word act on?
 
 One indexing convention: layer k = output of block k, then the final layer norm (1-based; k = num_layers is the
 encoder's own output). Truncated encoders come from `TextSide.encode(..., layers=k)`; this module reads the
@@ -27,10 +27,6 @@ def evenly_spaced_layers(num_layers: int, n: int = 4) -> list[int]:
     return sorted({1, num_layers} | {i * step for i in range(1, n - 1)})
 
 
-def final_norm(text) -> torch.nn.Module:
-    return text.final_norm
-
-
 @torch.no_grad()
 def pooled_activations(text, ids: torch.Tensor, anchor_ids=None, vectors=None, layers: list[int] | None = None,
                        ) -> dict[int, torch.Tensor]:
@@ -38,9 +34,9 @@ def pooled_activations(text, ids: torch.Tensor, anchor_ids=None, vectors=None, l
     CPU: probes compare and project them there, whatever device the model runs on)."""
     layers = layers or list(range(1, text.num_layers + 1))
     eos = (ids == EOS_ID).int().argmax(1)  # first end-of-text position: own the pooling, do not trust argmax(ids)
-    with text.patched(anchor_ids, vectors), capture_block_outputs(text.block_owner, text.block_attr) as outputs:
-        text._forward(ids)
-    norm = final_norm(text)
+    with capture_block_outputs(text.block_owner, text.block_attr) as outputs:
+        text.encode(ids, anchor_ids, vectors)
+    norm = text.final_norm
     acts = {}
     for k in layers:
         h = outputs[k - 1]

@@ -1,5 +1,5 @@
 """Load, build and save models of the four families, one code path for every profile (each family's details live in
-its adapter, `vwlib.families`).
+its adapter, `vwlib.models.families`).
 
 A model is always loaded from a local directory in its library's own format, whichever profile it belongs to:
 the `paper` profile resolves a hub id to a folder of the Hugging Face cache (or of $VWLIB_MODELS_DIR), the `mini`
@@ -8,7 +8,7 @@ profile builds randomly initialised models of the same classes in memory (and `s
 paper's layout, which is how the paper loading code is tested offline).
 
 Usage:
-    from vwlib.loaders import build_tiny, load_from_dir, save_model
+    from vwlib.models.loaders import build_tiny, load_from_dir, save_model
     m = build_tiny("owl")                 # Loaded(family="owl", model=Owlv2ForObjectDetection, processor=...)
     save_model(m, "/tmp/owl"); m2 = load_from_dir("owl", "/tmp/owl")
 """

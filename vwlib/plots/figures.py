@@ -14,10 +14,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .stats import CHANCE, HEADLINE, paper_reference, summary
+from ..stats import CHANCE, HEADLINE, PAPER_ANALOGUE, paper_reference, summary
 
 # The paper dataset each mini dataset mirrors, for overlaying the paper's numbers.
-ANALOGUE = {"mini-objects": "imagenet", "mini-instances": "dreambooth", "mini-scenes": "coco"}
 TASK_COLOURS = {"generation": "tab:blue", "detection": "tab:orange", "classification": "tab:green"}
 
 
@@ -51,7 +50,7 @@ def delta_curves(scores: pd.DataFrame, datasets: list[str] | None = None, refere
                 ax.axhline(CHANCE[evaluated], color="gray", ls=":", lw=1, label="chance")
             if reference is not None:
                 ref = reference[(reference.metric_model_task == evaluated) & (reference.trained_for == evaluated)
-                                & (reference.dataset == ANALOGUE.get(ds, ds))]
+                                & (reference.dataset == PAPER_ANALOGUE.get(ds, ds))]
                 ref = ref.assign(x=ref["delta"].map(pos)).dropna(subset=["x"]).sort_values("x")
                 if len(ref):
                     ax.plot(ref.x, ref["mean"], ls="--", color="black", lw=1, label="paper (in-domain, mean)")
@@ -105,7 +104,7 @@ def unconstrained_bars(scores: pd.DataFrame, datasets: list[str] | None = None, 
                             xerr=[[m - lo], [hi - m]], capsize=3)
                 if reference is not None:
                     ref = reference[(reference.metric_model_task == evaluated) & (reference.trained_for == trained)
-                                    & (reference.dataset == ANALOGUE.get(ds, ds))]
+                                    & (reference.dataset == PAPER_ANALOGUE.get(ds, ds))]
                     if len(ref):
                         ax.plot([float(ref["mean"].iloc[0])] * 2, [i - 0.4, i + 0.4], color="black", lw=2)
             if evaluated in CHANCE:
@@ -157,6 +156,19 @@ def image_grid(images: list[list], row_labels: list[str], col_labels: list[str],
     return fig
 
 
+def truncation_figure(images: list, layers: list[int], title: str = ""):
+    """One generation per truncated text encoder (paper Fig. 7 top): image k used blocks 1..layers[k] only.
+
+    Usage: vw.truncation_figure(*vw.truncation_row(cfg, "mini-objects", "star", "heart"), title="star from heart")"""
+    fig, axes = plt.subplots(1, len(images), figsize=(1.6 * len(images), 1.9))
+    for ax, img, k in zip(axes, images, layers):
+        ax.imshow(img)
+        ax.set_title(f"layers 1–{k}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
 def layer_panels(panels: list[dict], title: str = ""):
     """t-SNE/UMAP panels (paper Fig. 7 bottom): each dict has xy [N, 2], labels (colour), layer, purity, row."""
     rows = sorted({p["row"] for p in panels})
@@ -184,7 +196,7 @@ def layer_panels(panels: list[dict], title: str = ""):
 
 def training_curves_figure(curves: pd.DataFrame, title: str = ""):
     """Loss and ‖v − anchor‖ / d_nn against step, one line per δ (mean over the table's words), from
-    `vwlib.study.training_curves`. The distance panel marks the δ-ball (1 = the anchor's nearest other word)."""
+    `vwlib.training_curves`. The distance panel marks the δ-ball (1 = the anchor's nearest other word)."""
     fig, (ax_loss, ax_dist) = plt.subplots(1, 2, figsize=(8, 3))
     if curves.empty:  # words trained before curves were kept
         ax_loss.text(0.5, 0.5, "no stored curves: these words were trained before vwlib kept them",
@@ -205,6 +217,18 @@ def training_curves_figure(curves: pd.DataFrame, title: str = ""):
     return fig
 
 
+def _heatmap(ax, m: pd.DataFrame) -> None:
+    """A 3 x 3 (trained for x evaluated on) score matrix in [0, 1], each cell written on it, tasks abbreviated."""
+    ax.imshow(m.values.astype(float), vmin=0, vmax=1, cmap="viridis")
+    for i in range(len(m.index)):
+        for j in range(len(m.columns)):
+            v = float(m.values[i, j])
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
+    ax.set_xticks(range(len(m.columns)), [t[:5] + "." for t in m.columns], fontsize=8)
+    ax.set_yticks(range(len(m.index)), [t[:5] + "." for t in m.index], fontsize=8)
+
+
 def transfer_matrix(scores: pd.DataFrame, delta: float | None = None):
     """The 3 x 3 (trained for x evaluated on) mean-score matrix per dataset at one δ (default: the largest)."""
     delta = scores["delta"].max() if delta is None else delta
@@ -214,15 +238,7 @@ def transfer_matrix(scores: pd.DataFrame, delta: float | None = None):
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.3), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         m = at[at.dataset == ds].pivot_table(index="trained_for", columns="evaluated_on", values="score", aggfunc="mean")
-        m = m.reindex(index=tasks, columns=tasks)
-        ax.imshow(m.values.astype(float), vmin=0, vmax=1, cmap="viridis")
-        for i in range(3):
-            for j in range(3):
-                v = m.values[i, j]
-                if np.isfinite(v):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
-        ax.set_xticks(range(3), [t[:5] + "." for t in tasks], fontsize=8)
-        ax.set_yticks(range(3), [t[:5] + "." for t in tasks], fontsize=8)
+        _heatmap(ax, m.reindex(index=tasks, columns=tasks))
         ax.set_xlabel("evaluated on")
         ax.set_title(ds, fontsize=9)
     axes[0, 0].set_ylabel("trained for")
@@ -259,17 +275,38 @@ def modality_gap_plot(table: pd.DataFrame):
 def fidelity_figure(result: dict):
     """Does the mini world reproduce the paper? Top: in-domain score against δ per evaluating model (one line per
     dataset, all words solid, unrelated anchors dashed), the floor (dotted) and the name control (star), the paper's
-    in-domain curve of the analogue dataset (dash-dot; its δ = ∞ point from Fig. 3). Bottom: the δ = ∞ transfer matrix, mini (mean over datasets)
-    beside the paper's (mean over its analogue datasets); the checks that passed and failed, per finding."""
-    curves = pd.DataFrame(result["curves"])
-    ref, free = paper_reference("fig6_delta"), paper_reference("fig3_unconstrained")  # the paper's δ curve and δ = ∞
+    in-domain curve of the analogue dataset (dash-dot; its δ = ∞ point from Fig. 3). Bottom: the δ = ∞ transfer
+    matrix, mini (mean over datasets) beside the paper's (mean over its analogue datasets); the checks that passed and
+    failed, per finding."""
     fig = plt.figure(figsize=(12, 7.2))
     grid = fig.add_gridspec(2, 3, height_ratios=(1.1, 1))
+    _fidelity_curves([fig.add_subplot(grid[0, c]) for c in range(3)], result)
+    tasks = list(HEADLINE)
+    matrix = pd.DataFrame(result["matrix"])
+    for c, (column, title) in enumerate((("mean", "mini world, δ = ∞"), ("paper", "paper, δ = ∞"))):
+        ax = fig.add_subplot(grid[1, c])
+        m = (matrix.pivot_table(index="trained_for", columns="evaluated_on", values=column, aggfunc="mean")
+             .reindex(index=tasks, columns=tasks) if len(matrix) else pd.DataFrame(index=tasks, columns=tasks))
+        _heatmap(ax, m)
+        ax.set_xlabel("evaluated on", fontsize=8)
+        ax.set_ylabel("trained for", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    _check_bars(fig.add_subplot(grid[1, 2]), result)
+    fig.tight_layout()
+    return fig
+
+
+def _fidelity_curves(axes: list, result: dict) -> None:
+    """One panel per evaluating model: the mini world's in-domain δ curves with the floor, the name control and the
+    paper's analogue curve (see fidelity_figure)."""
+    curves = pd.DataFrame(result["curves"])
+    ref, free = paper_reference("fig6_delta"), paper_reference("fig3_unconstrained")  # the paper's δ curve and δ = ∞
+    columns = ["metric_model_task", "trained_for", "dataset", "delta", "mean"]
+    paper_all = pd.concat([ref[columns], free.assign(delta=math.inf)[columns]])
     colours = dict(zip(sorted(curves["dataset"].unique()) if len(curves) else [], ("tab:blue", "tab:orange",
                                                                                      "tab:green", "tab:red")))
     pos = _delta_positions(curves["delta"]) if len(curves) else {}
-    for c, task in enumerate(HEADLINE):
-        ax = fig.add_subplot(grid[0, c])
+    for c, (ax, task) in enumerate(zip(axes, HEADLINE)):
         for i, (dataset, colour) in enumerate(colours.items()):
             for words, ls in (("all", "-"), ("unrelated", "--")):
                 s = curves[(curves.dataset == dataset) & (curves.task == task) & (curves.words == words)]
@@ -282,11 +319,8 @@ def fidelity_figure(result: dict):
                 ax.axhline(result["floors"][key], color=colour, ls=":", lw=1)
             if key in result["names"] and pos:
                 ax.plot([max(pos.values()) + 0.25 + 0.12 * i], [result["names"][key]], marker="*", ms=9, color=colour)
-            paper = pd.concat([ref[["metric_model_task", "trained_for", "dataset", "delta", "mean"]],
-                               free.assign(delta=math.inf)[["metric_model_task", "trained_for", "dataset", "delta",
-                                                            "mean"]]])
-            paper = paper[(paper.metric_model_task == task) & (paper.trained_for == task)
-                          & (paper.dataset == ANALOGUE.get(dataset))]
+            paper = paper_all[(paper_all.metric_model_task == task) & (paper_all.trained_for == task)
+                              & (paper_all.dataset == PAPER_ANALOGUE.get(dataset))]
             paper = paper.assign(x=paper["delta"].map(pos)).dropna(subset=["x"]).sort_values("x")
             ax.plot(paper.x, paper["mean"], color=colour, ls="-.", lw=1, alpha=0.5)
         ax.set_xticks(list(pos.values()), ["∞" if math.isinf(d) else f"{d:g}" for d in pos])
@@ -296,24 +330,10 @@ def fidelity_figure(result: dict):
                       "dash-dot: the paper's analogue dataset)", fontsize=7)
         if c == 0:
             ax.legend(fontsize=7, frameon=False, loc="upper left")
-    tasks = list(HEADLINE)
-    matrix = pd.DataFrame(result["matrix"])
-    for c, (column, title) in enumerate((("mean", "mini world, δ = ∞"), ("paper", "paper, δ = ∞"))):
-        ax = fig.add_subplot(grid[1, c])
-        m = (matrix.pivot_table(index="trained_for", columns="evaluated_on", values=column, aggfunc="mean")
-             .reindex(index=tasks, columns=tasks) if len(matrix) else pd.DataFrame(index=tasks, columns=tasks))
-        ax.imshow(m.values.astype(float), vmin=0, vmax=1, cmap="viridis")
-        for i in range(3):
-            for j in range(3):
-                v = float(m.values[i, j])
-                if np.isfinite(v):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
-        ax.set_xticks(range(3), [t[:5] + "." for t in tasks], fontsize=8)
-        ax.set_yticks(range(3), [t[:5] + "." for t in tasks], fontsize=8)
-        ax.set_xlabel("evaluated on", fontsize=8)
-        ax.set_ylabel("trained for", fontsize=8)
-        ax.set_title(title, fontsize=9)
-    ax = fig.add_subplot(grid[1, 2])
+
+
+def _check_bars(ax, result: dict) -> None:
+    """The judged checks per finding, passed (green) and failed (red)."""
     findings = ["control", "delta", "vocabulary", "transfer", "floor", "layers"]
     judged = [ch for ch in result["checks"] if ch["passed"] is not None]
     passed = [sum(ch["passed"] for ch in judged if ch["check"].startswith(f)) for f in findings]
@@ -323,8 +343,6 @@ def fidelity_figure(result: dict):
     ax.invert_yaxis()
     ax.set_title(f"checks: {result['passed']} passed, {result['failed']} failed", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
 
 
 def transfer_gallery_figure(gallery: dict):

@@ -10,7 +10,7 @@
 Adding a family is writing one subclass of `Family` (see `base.py` for the methods) and registering it here.
 
 Usage:
-    from vwlib.families import Loaded, family
+    from vwlib.models.families import Loaded, family
     m = family("owl").build_tiny()            # Loaded(family="owl", ...)
     m.adapter.token_embedding                 # the [49408, D] input token table
     m.adapter.encode_text(ids)                # [B, E] pooled, projected queries

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..tokenizer import EOS_ID, VOCAB_SIZE, clip_tokenizer
-from .base import Loaded, TransformersFamily, batches, clip_text_config, folder_tokenizer, register
+from ..tokenizer import EOS_ID, clip_tokenizer
+from .base import Loaded, TransformersFamily, batches, folder_tokenizer, register, tiny_dual_config
 from .owl import attention_mask
 from .paper_configs import CLIP_VIT_L14
 
@@ -56,13 +56,7 @@ class HFClipFamily(TransformersFamily):
     def build_tiny(cls, width: int = 32) -> Loaded:
         from transformers import CLIPConfig
 
-        config = CLIPConfig(
-            text_config=clip_text_config(width, 2, 77, VOCAB_SIZE),
-            vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
-                               num_attention_heads=2, image_size=32, patch_size=8),
-            projection_dim=width,
-        )
-        return _clip(config, 32, "tiny")
+        return _clip(CLIPConfig(**tiny_dual_config(width, 77, image_size=32, patch_size=8)), 32, "tiny")
 
     @classmethod
     def build_paper_random(cls) -> Loaded:

@@ -1,6 +1,6 @@
 """One view of the text encoder of every model family: tokenize a prompt, encode it (optionally with a new word
 substituted for the anchor and/or only the first N blocks), and read the token table. Each family's specifics
-(modules, pad id, longest prompt, pooling) come from its adapter in `vwlib.families`.
+(modules, pad id, longest prompt, pooling) come from its adapter in `vwlib.models.families`.
 
 | family      | encoder                              | blocks                         | output used by the task            |
 |-------------|--------------------------------------|--------------------------------|------------------------------------|
@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 
-from .errors import VWError
+from ..errors import VWError
 from .hooks import substitute_token, truncate_blocks
 from .tokenizer import VOCAB_SIZE
 
@@ -76,10 +76,7 @@ class TextSide:
     def encode(self, ids: torch.Tensor, anchor_ids=None, vectors=None, layers: int | None = None) -> torch.Tensor:
         """The text output the task uses (see the table above); gradients flow into `vectors`."""
         with self.patched(anchor_ids, vectors, layers):
-            return self._forward(ids)
-
-    def _forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.adapter.encode_text(ids)
+            return self.adapter.encode_text(ids)
 
     @property
     def final_norm(self) -> torch.nn.Module:

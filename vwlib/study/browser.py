@@ -14,9 +14,10 @@ import io
 import math
 from html import escape
 
-from .datasets import concept_names
-from .study import StudyConfig, WordInspector
-from .trials import TASKS
+from ..data.datasets import concept_names
+from ..roles import TASKS
+from .config import StudyConfig
+from .inspector import WordInspector
 
 DELTA_CHOICES = (("0.1", 0.1), ("0.2", 0.2), ("0.5", 0.5), ("1.0", 1.0), ("∞", math.inf))
 
@@ -95,7 +96,7 @@ class WordBrowser:
         """Train the selected word if the store lacks it, and draw its three views."""
         import ipywidgets as w
 
-        from .figures import image_grid
+        from ..plots.figures import image_grid
 
         self.status.value = "<i>working: a word the store lacks is trained first…</i>"
         card = self.inspector.card(self.dataset.value, self.concept.value, self.anchor.value, self.delta.value,

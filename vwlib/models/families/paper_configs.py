@@ -6,7 +6,7 @@ the paper path show up here, and the GPU benchmark measures the paper's cost. Th
 published configuration (the hub repository named beside it); DFN's comes from open_clip's own `ViT-L-14-quickgelu`.
 
 Usage:
-    from vwlib.families.paper_configs import SD21_UNET
+    from vwlib.models.families.paper_configs import SD21_UNET
     UNet2DConditionModel(**SD21_UNET)      # 866 M parameters, random
 """
 
@@ -37,24 +37,27 @@ SD21_SCHEDULER = dict(
     set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction",
 )
 
+
+def _tower(width: int, layers: int, heads: int, **kw) -> dict:
+    """A transformers CLIP-style tower config: MLP 4 x width, quick_gelu (as both published configs below)."""
+    return dict(hidden_size=width, intermediate_size=4 * width, num_hidden_layers=layers, num_attention_heads=heads,
+                hidden_act="quick_gelu", **kw)
+
+
 # google/owlv2-base-patch16-ensemble: config.json (960 px input, 60 x 60 patches, queries of 16 tokens)
 OWLV2_BASE_PATCH16 = dict(
-    text_config=dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                     num_attention_heads=8, max_position_embeddings=16, hidden_act="quick_gelu",
-                     pad_token_id=0, bos_token_id=49406, eos_token_id=49407),
-    vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                       image_size=960, patch_size=16, hidden_act="quick_gelu"),
+    text_config=_tower(512, 12, 8, vocab_size=49408, max_position_embeddings=16, pad_token_id=0,
+                       bos_token_id=49406, eos_token_id=49407),
+    vision_config=_tower(768, 12, 12, image_size=960, patch_size=16),
     projection_dim=512,
 )
 OWLV2_IMAGE_SIZE = 960
 
 # openai/clip-vit-large-patch14 (the generation scorer): config.json
 CLIP_VIT_L14 = dict(
-    text_config=dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                     num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
-                     pad_token_id=1, bos_token_id=0, eos_token_id=2),
-    vision_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                       image_size=224, patch_size=14, hidden_act="quick_gelu"),
+    text_config=_tower(768, 12, 12, vocab_size=49408, max_position_embeddings=77, pad_token_id=1, bos_token_id=0,
+                       eos_token_id=2),
+    vision_config=_tower(1024, 24, 16, image_size=224, patch_size=14),
     projection_dim=768,
 )
 

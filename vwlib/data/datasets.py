@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import VWError
+from ..errors import VWError
+from ..paths import DATA_DIR_ENV  # holds imagenet/, dreambooth/, coco/, pascal/
 from .world import SHAPES, Scene, render, sample_scene, sample_single
 
 IMAGE_SIZE = 64  # mini datasets are drawn at 64 px; each model's preprocessing resizes
@@ -144,6 +145,15 @@ def concept_names(name: str) -> tuple[list[str], list[str]]:
     raise _unknown_dataset(name)
 
 
+def own_anchor(dataset: str, concept: str) -> str:
+    """The anchor a concept owns: its index-aligned anchor (mini-instances: one word of its name), e.g.
+    own_anchor("mini-objects", "star") == "star"."""
+    names, anchors = concept_names(dataset)
+    if concept not in names:
+        raise VWError(f"unknown concept {concept!r} in {dataset}; choose one of {', '.join(names)}")
+    return anchors[names.index(concept)]
+
+
 @functools.lru_cache(maxsize=8)
 def load_mini_dataset(name: str, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
     if name not in MINI_DATASETS:
@@ -169,7 +179,7 @@ def load_dataset(name: str, **kwargs) -> ConceptDataset:
 # The paper's four datasets, from local copies (no machine here downloads them)
 # --------------------------------------------------------------------------------------------------------------
 
-PAPER_DATASETS = {  # SPEC §4: 10 concepts and 10 index-aligned anchors each
+PAPER_DATASETS = {  # docs/spec.md §4: 10 concepts and 10 index-aligned anchors each
     "imagenet": (["strawberry", "harp", "sturgeon", "gorilla", "throne", "pelican", "honeycomb", "barrel", "sombrero",
                   "scuba diver"],
                  ["strawberry", "harp", "sturgeon", "gorilla", "throne", "pelican", "honeycomb", "barrel", "hat",
@@ -180,7 +190,6 @@ PAPER_DATASETS = {  # SPEC §4: 10 concepts and 10 index-aligned anchors each
     "coco": (["laptop", "scissors", "donut", "bear", "cup", "dog", "bottle", "umbrella", "cat", "remote"],) * 2,
     "pascal": (["airplane", "bicycle", "bird", "boat", "person", "train", "car", "cat", "horse", "cow"],) * 2,
 }
-DATA_ENV = "VWLIB_DATA_DIR"  # holds imagenet/, dreambooth/, coco/, pascal/
 _LAYOUT = {
     "imagenet": "imagenet/<concept>/*.JPEG with VOC-style <image>.xml box files beside them",
     "dreambooth": "dreambooth/<subject>/*.jpg (+ optional boxes.json: {subject: {file: [[x0, y0, x1, y1], ...]}})",
@@ -264,7 +273,7 @@ def data_root(name: str) -> Path:
     """Where a paper dataset is looked for: $VWLIB_DATA_DIR/<name> (default ./data/<name>)."""
     import os
 
-    return Path(os.environ.get(DATA_ENV, "data")) / name
+    return Path(os.environ.get(DATA_DIR_ENV, "data")) / name
 
 
 def check_data(profile: str = "paper") -> list[dict]:
@@ -273,7 +282,7 @@ def check_data(profile: str = "paper") -> list[dict]:
     rows = []
     for name in PROFILE_DATASETS[profile]:
         if name in MINI_DATASETS:
-            rows.append({"dataset": name, "root": "", "status": "generated", "detail": "drawn by vwlib/world.py",
+            rows.append({"dataset": name, "root": "", "status": "generated", "detail": "drawn by vwlib/data/world.py",
                          "obtain": ""})
             continue
         root = data_root(name)
@@ -307,7 +316,7 @@ def require(name: str) -> None:
     root = data_root(name)
     if name in PAPER_DATASETS and not root.is_dir():
         raise VWError(f"dataset {name} not found at {root}; put a local copy there ({_LAYOUT[name]}) or set "
-                      f"${DATA_ENV}")
+                      f"${DATA_DIR_ENV}")
 
 
 def load_paper_dataset(name: str, root=None, n_train: int = 8, n_val: int = 10, seed: int = 0) -> ConceptDataset:
@@ -319,7 +328,7 @@ def load_paper_dataset(name: str, root=None, n_train: int = 8, n_val: int = 10, 
     root = Path(root or data_root(name))
     if not root.is_dir():
         raise VWError(f"dataset {name} not found at {root}; put a local copy there ({_LAYOUT[name]}) or set "
-                      f"${DATA_ENV}")
+                      f"${DATA_DIR_ENV}")
     concepts, anchors = PAPER_DATASETS[name]
     items = _paper_items(name, root)
     rng = np.random.default_rng(seed)

@@ -1,6 +1,6 @@
 """The frozen image side of each model, computed once per image set (the main speed lever: a training step then runs
 only the text tower). No random augmentation: caching requires it, and the paper's 8 images per concept are fixed.
-Each family's image code lives in its adapter (`vwlib.families`); these are the study's names for it.
+Each family's image code lives in its adapter (`vwlib.models.families`); these are the study's names for it.
 
 Usage:
     feats = clip_image_features(clf, images)       # [N, E] unit features (open_clip or HF CLIP)
@@ -28,7 +28,7 @@ def proposal_overlap(side: dict, i: int, boxes: list[list[float]]) -> torch.Tens
 
 
 def owl_image_side(loaded, images) -> dict[str, torch.Tensor]:
-    """OWL-v2's query-independent image side (see `vwlib.families.owl.OwlFamily.image_side`)."""
+    """OWL-v2's query-independent image side (see `vwlib.models.families.owl.OwlFamily.image_side`)."""
     return loaded.adapter.image_side(list(images))
 
 

@@ -2,7 +2,7 @@
 `save_table(df, name)` a CSV.
 
 Usage:
-    from vwlib.plotting import save, save_table
+    from vwlib.plots.plotting import save, save_table
     save(fig, "models_mini")          # -> figures/models_mini.png and .pdf
     save_table(df, "cones_modality_gap_mini")   # -> figures/cones_modality_gap_mini.csv
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .paths import figures_dir
+from ..paths import figures_dir
 
 
 def save(fig, name: str, out_dir: str | os.PathLike | None = None, dpi: int = 150) -> Path:

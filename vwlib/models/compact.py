@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .paths import cache_root
+from ..paths import cache_root
 from .tokenizer import VOCAB_SIZE, clip_tokenizer
 
 MARKER = "vwlib_compact.json"

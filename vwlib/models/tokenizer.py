@@ -4,7 +4,7 @@ All models of every profile (SD 2.1, OWL-v2, DFN CLIP, the scorer, and their tin
 49,408-id vocabulary, so a token id means the same word in every model; only the embedding widths differ.
 
 Usage:
-    from vwlib.tokenizer import clip_tokenizer, single_token_id
+    from vwlib.models.tokenizer import clip_tokenizer, single_token_id
     tok = clip_tokenizer()                       # transformers CLIPTokenizer, no download
     single_token_id(tok, "strawberry")           # -> 10233; raises if the word is several tokens
 """
@@ -17,7 +17,7 @@ import gzip
 import os
 import re
 
-from .errors import VWError
+from ..errors import VWError
 
 VOCAB_SIZE = 49408
 BOS_ID = 49406  # <|startoftext|>

@@ -4,7 +4,7 @@
 `build/notebooks/` (executed copies are build artefacts, also exported to HTML); the notebooks write the figures.
 
 Usage:
-    from vwlib.notebooks import run_notebooks
+    from vwlib.study.notebooks import run_notebooks
     run_notebooks(profile="mini")                  # -> [build/notebooks/00_models.ipynb, ...]
     check_parameters_cell(nbformat.read(path, 4))  # raises VWError if the cell holds anything but literals
 """
@@ -16,8 +16,9 @@ import os
 import time
 from pathlib import Path
 
-from .errors import VWError
-from .paths import BUILD_DIR, NOTEBOOKS_DIR
+from ..errors import VWError
+from ..paths import BUILD_DIR, NOTEBOOKS_DIR
+
 # The notebooks' own defaults are the quick grid (the first 5 concepts of each mini dataset, a 5 x 5 concept x anchor
 # grid), so that Run All in JupyterLab does what `make figures` does; `make figures FULL=1` passes the full grid.
 FULL = {"concepts": 10}
@@ -93,7 +94,7 @@ def run_notebook(src: str | os.PathLike, out_dir: str | os.PathLike = BUILD_DIR,
 def profile_parameters(profile: str) -> dict:
     """Notebook parameters a profile implies beyond its name: its datasets (`paper`: the paper's four), and a tour
     concept of the first. Every dataset must be on this machine: else one VWError, before any notebook runs."""
-    from .datasets import MINI_DATASETS, PROFILE_DATASETS, concept_names, require
+    from ..data.datasets import MINI_DATASETS, PROFILE_DATASETS, concept_names, require
 
     datasets = PROFILE_DATASETS[profile]
     for name in datasets:
@@ -146,7 +147,7 @@ def write_index(out_dir: str | os.PathLike = BUILD_DIR, figures: str | os.PathLi
     in `figures` (default: the figures folder), written atomically."""
     from html import escape
 
-    from .paths import figures_dir
+    from ..paths import figures_dir
 
     out_dir = Path(out_dir)
     figures = Path(figures) if figures is not None else figures_dir()

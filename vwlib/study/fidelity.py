@@ -34,20 +34,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .accel import resolve_device
-from .datasets import MINI_DATASETS, concept_names
-from .mini.vocab import world_words
-from .probes import evenly_spaced_layers, knn_shares, pooled_activations
-from .profiles import evaluator_fingerprint, fingerprint
-from .runner import TaskCache, load_models, run_trials, transfer_all
-from .stats import HEADLINE, bootstrap_ci, headline, paper_reference
-from .store import ResultStore
-from .study import StudyConfig
-from .tasks import PROMPTS, make_batch
-from .text import TextSide
-from .tokenizer import single_token_id
-from .transfer import fit_all, load_maps, shared_ids
-from .trials import TASKS, Trial
+from ..data.datasets import MINI_DATASETS, own_anchor
+from ..mini.vocab import world_words
+from ..models.accel import resolve_device
+from ..models.probes import evenly_spaced_layers, knn_shares, pooled_activations
+from ..models.profiles import evaluator_fingerprint, fingerprint
+from ..models.text import TextSide
+from ..models.tokenizer import single_token_id
+from ..roles import TASKS
+from ..runner import TaskCache, load_models, run_trials, stored_maps, transfer_all
+from ..stats import HEADLINE, PAPER_ANALOGUE, bootstrap_ci, headline, paper_reference
+from ..store import ResultStore
+from ..tasks import PROMPTS, make_batch
+from ..transfer import shared_ids
+from ..trials import Trial
+from .config import StudyConfig
 
 # The fidelity grid: every concept x every anchor of each mini dataset at three δ (100 words per cell).
 FIDELITY_GRID = StudyConfig(profile="mini", datasets=MINI_DATASETS, tasks=TASKS, deltas=(0.1, 0.5, "inf"),
@@ -55,7 +56,6 @@ FIDELITY_GRID = StudyConfig(profile="mini", datasets=MINI_DATASETS, tasks=TASKS,
 NULLS_PER_CONCEPT = 10  # null words per concept: 100 per (dataset, evaluator), as many as a cell has words
 NAMES_PER_CONCEPT = 10  # name-control samples per concept (generation: 10 seeds; the others are deterministic)
 PROBE_DATASET, PROBE_DELTA = "mini-objects", 0.5  # the layer check of paper Fig. 7
-PAPER_ANALOGUE = {"mini-objects": "imagenet", "mini-instances": "dreambooth", "mini-scenes": "coco"}
 ABSOLUTE_BARS = {"classification": 0.85, "generation": 0.85, "detection": 0.50}  # on objects and instances
 
 
@@ -143,13 +143,12 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     device = resolve_device(device or cfg.device)
     store = ResultStore(cfg.out)
     models = load_models(cfg.profile, device)
-    keyed = {(cfg.profile, r): m for r, m in models.items()}
     trials = cfg.trials()
-    run_trials(trials, store, device=device, progress=progress, models=keyed, task_kwargs=cfg.task_kwargs)
+    run_trials(trials, store, device=device, progress=progress, models=models, task_kwargs=cfg.task_kwargs)
     transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, ("input",), trials)
     stamp = _stamp(cfg)
     out = {"floors": {}, "names": {}, "delta0": {}}
-    tasks = TaskCache(cfg.profile, models, cfg.task_kwargs)
+    tasks = TaskCache(cfg.profile, models, cfg.task_kwargs, device)
     for dataset in cfg.datasets:
         concepts = cfg.concepts_of(dataset)
         own = [own_anchor(dataset, c) for c in concepts]
@@ -164,15 +163,13 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     texts = {t: TextSide(models[t]) for t in TASKS}
     words = [w for w in world_words() if all(_known(texts[t], w) for t in TASKS)]
     # the maps transfer_all fitted and stored: the vocabulary is judged on the paper's lstsq ones
-    maps = load_maps(store, cfg.profile, cfg.transfer_method)
-    lstsq = maps if cfg.transfer_method == "lstsq" else fit_all(cfg.profile, models, "lstsq", store=store)
+    maps = stored_maps(cfg.profile, models, store, cfg.transfer_method, device)
+    lstsq = maps if cfg.transfer_method == "lstsq" else stored_maps(cfg.profile, models, store, "lstsq", device)
     out["vocabulary"] = _cached(store, "vocabulary", stamp, lambda: _vocabulary(lstsq, texts, words))
     out["delta0"] = _cached(store, "delta0", stamp, lambda: _delta0(cfg, tasks, texts, maps))
     out["layers"] = _cached(store, "layers", stamp, lambda: _layers(cfg, store, texts, maps))
     out["blocks"] = {t: texts[t].num_layers for t in TASKS} | {"scorer": TextSide(models["scorer"]).num_layers}
-    keys = {t.key() for t in trials}
-    table = store.table()
-    out["table"] = table[table["trial_dir"].map(lambda d: d.rsplit("/", 1)[-1] in keys)].reset_index(drop=True)
+    out["table"] = store.table(trials)
     out["seconds"] = round(time.time() - t0, 1)
     return out
 
@@ -261,12 +258,24 @@ def _check(name: str, values, threshold: float | None, op: str = ">=", value: fl
 def report(measured: dict) -> dict:
     """Judge the measurements: {"checks": [one dict per number], "passed": n, "failed": n, "info": n,
     "matrix": the δ = ∞ 3 x 3 table beside the paper's}. Only `measured`'s values are read."""
-    table = measured["table"]
-    scores = headline(table)
+    scores = headline(measured["table"])
     floors, names = measured["floors"], measured["names"]
-    checks = []
     inside = scores[scores.in_domain]
     own = _is_own(inside)
+    checks = (_control_and_delta_checks(inside, own, floors, names) + _transfer_checks(measured, scores)
+              + _layer_checks(measured))
+    passed = sum(c["passed"] is True for c in checks)
+    failed = sum(c["passed"] is False for c in checks)
+    return {"checks": checks, "passed": passed, "failed": failed, "info": len(checks) - passed - failed,
+            "matrix": transfer_matrix_vs_paper(scores), "curves": _curves(inside, own),
+            "floors": {k: float(np.mean(v)) for k, v in floors.items()},
+            "names": {k: float(np.mean(v)) for k, v in names.items() if v}, "seconds": measured.get("seconds")}
+
+
+def _control_and_delta_checks(inside: pd.DataFrame, own: pd.Series, floors: dict, names: dict) -> list[dict]:
+    """1. control (δ = ∞ words against the name control, the floor and the absolute bars), 2. the δ curve, and 4.
+    the classifier's floor, per (dataset, task)."""
+    checks = []
     for key in sorted(floors):
         dataset, task = key.split("/")
         floor = floors[key]
@@ -292,7 +301,13 @@ def report(measured: dict) -> dict:
                              note="δ=0.5 >= 0.75 x δ=∞"))
         if task == "classification":
             checks.append(_check(f"floor/{dataset}/classification/at_most_0.25", floor, 0.25, "<="))
-    # 3. transfer by the paper's mechanism
+    return checks
+
+
+def _transfer_checks(measured: dict, scores: pd.DataFrame) -> list[dict]:
+    """3. transfer by the paper's mechanism: the maps' vocabulary, the anchor read-back, and the transferred scores
+    against the target's floor (with δ = ∞ and the δ = 0 control reported beside them)."""
+    table, floors, checks = measured["table"], measured["floors"], []
     for pair, v in sorted(measured["vocabulary"].items()):
         checks.append(_check(f"vocabulary/{pair}/self_nearest", [float(h) for h in v["self_nearest"]], 0.90, ">=",
                              note="world words left out of the fit map back onto themselves"))
@@ -313,7 +328,12 @@ def report(measured: dict) -> dict:
         zero = measured.get("delta0", {}).get(f"{dataset}/{src}->{dst}", [])
         checks.append(_check(f"transfer/{dataset}/{src}->{dst}/delta_0", zero, None,
                              note="the anchor's own row, mapped and scored"))
-    # 5. layers
+    return checks
+
+
+def _layer_checks(measured: dict) -> list[dict]:
+    """5. layers: blocks per text encoder, and the generator's end-of-text purity by concept and anchor per layer."""
+    checks = []
     for model, n in sorted(measured["blocks"].items()):
         checks.append(_check(f"layers/{model}/blocks", [], 6, ">=", value=n))
     for key, per_layer in sorted(measured["layers"].items()):
@@ -335,12 +355,7 @@ def report(measured: dict) -> dict:
         else:
             checks.append(_check(f"layers/{dataset}/{source}->generation/last_by_concept", last["concept"],
                                  0.30 if judged and source == "classification" else None, "<="))
-    passed = sum(c["passed"] is True for c in checks)
-    failed = sum(c["passed"] is False for c in checks)
-    return {"checks": checks, "passed": passed, "failed": failed, "info": len(checks) - passed - failed,
-            "matrix": transfer_matrix_vs_paper(scores), "curves": _curves(inside, own),
-            "floors": {k: float(np.mean(v)) for k, v in floors.items()},
-            "names": {k: float(np.mean(v)) for k, v in names.items() if v}, "seconds": measured.get("seconds")}
+    return checks
 
 
 def _curves(inside: pd.DataFrame, own: pd.Series) -> list[dict]:
@@ -366,12 +381,6 @@ def transfer_matrix_vs_paper(scores: pd.DataFrame) -> list[dict]:
         rows.append({"dataset": dataset, "trained_for": src, "evaluated_on": dst, "mean": mean, "ci_low": lo,
                      "ci_high": hi, "n": len(g), "paper": float(paper["mean"].iloc[0]) if len(paper) else math.nan})
     return rows
-
-
-def own_anchor(dataset: str, concept: str) -> str:
-    """The anchor a concept owns: its index-aligned anchor (mini-instances: one word of its name)."""
-    names, anchors = concept_names(dataset)
-    return anchors[names.index(concept)]
 
 
 def _is_own(frame: pd.DataFrame) -> pd.Series:

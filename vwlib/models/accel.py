@@ -24,17 +24,12 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def model_device(loaded) -> torch.device:
-    return loaded.adapter.device
-
-
 def accelerate(loaded, compile: bool = False):
     """Put a loaded model on the fast path for its device: SDPA attention everywhere (checked; the libraries'
     default), channels-last UNet/VAE on CUDA (their convolutions run faster in NHWC under bf16), and optionally
     `torch.compile` of the module that dominates a training step (the UNet; the text encoder otherwise)."""
-    device = model_device(loaded)
     loaded.adapter.accelerate(compile)
-    loaded.meta["accelerated"] = {"device": str(device), "compile": compile}
+    loaded.meta["accelerated"] = {"device": str(loaded.adapter.device), "compile": compile}
     return loaded
 
 

@@ -36,12 +36,12 @@ from pathlib import Path
 
 import yaml
 
-from .errors import VWError
-from .profiles import PROFILES, load_model
-from .runner import group_trials, run_trials, transfer_all, validate
-from .store import ResultStore
-from .study import StudyConfig
-from .trials import TASKS, Trial
+from ..errors import VWError
+from ..roles import PROFILE_NAMES, ROLES, TASKS
+from ..runner import group_trials, model, run_trials, transfer_all, validate
+from ..store import ResultStore
+from ..trials import Trial
+from .config import StudyConfig
 
 BACKENDS = ("local", "ray")
 
@@ -118,8 +118,8 @@ def _check_types(path: Path, study: dict, run: dict) -> None:
         wrong_bool = isinstance(value, bool) and bool not in kinds  # YAML's true is an int to Python
         if not isinstance(value, kinds) or wrong_bool:
             raise VWError(f"{path}: {key} must be {' or '.join(words[k] for k in kinds)}, got {value!r}")
-    if study.get("profile", "mini") not in PROFILES:
-        raise VWError(f"{path}: unknown profile {study['profile']!r}; choose one of {', '.join(PROFILES)}")
+    if study.get("profile", "mini") not in PROFILE_NAMES:
+        raise VWError(f"{path}: unknown profile {study['profile']!r}; choose one of {', '.join(PROFILE_NAMES)}")
 
 
 def plan(cfg: SweepConfig, store) -> tuple[list[Trial], list[list[Trial]]]:
@@ -130,14 +130,15 @@ def plan(cfg: SweepConfig, store) -> tuple[list[Trial], list[list[Trial]]]:
 
 
 # One model cache per process: a local sweep, or a Ray worker that runs many jobs, loads each model once.
-_MODELS: dict = {}
+_MODELS: dict[str, dict] = {}  # {profile: {role: Loaded}}
 
 
 def run_job(trial_dicts: list[dict], out: str, task_kwargs: dict, device: str = "cpu", compile: bool = False
             ) -> list[str]:
     """Train, evaluate and write one job's trials (runs in the driver or in a Ray worker). Returns their keys."""
     trials = [Trial.from_dict(d) for d in trial_dicts]
-    run_trials(trials, ResultStore(out), device=device, progress=False, models=_MODELS, task_kwargs=task_kwargs,
+    models = _MODELS.setdefault(trials[0].profile, {})
+    run_trials(trials, ResultStore(out), device=device, progress=False, models=models, task_kwargs=task_kwargs,
                compile=compile)
     return [t.key() for t in trials]
 
@@ -155,10 +156,10 @@ def run_sweep(cfg: SweepConfig, backend: str = "local", address: str | None = No
     trials, jobs = plan(cfg, store)
     todo = [t for job in jobs for t in job]
     if todo:  # fail on bad input before any job starts (unknown concept, multi-token anchor, missing model)
-        tasks = sorted({t.task for t in todo})
-        for task in tasks:
-            _MODELS.setdefault((cfg.study.profile, task), load_model(cfg.study.profile, task, device=cfg.device))
-        validate(todo, {k: v for k, v in _MODELS.items() if k[0] == cfg.study.profile})
+        models = _MODELS.setdefault(cfg.study.profile, {})
+        for task in sorted({t.task for t in todo}):
+            model(models, cfg.study.profile, task, cfg.device)
+        validate(todo, models)
     bar = tqdm(total=len(todo), desc=f"sweep ({backend})", unit="trial", disable=not progress)
     payloads = [([t.to_dict() for t in job], str(store.root), cfg.study.task_kwargs, cfg.device, cfg.compile)
                 for job in jobs]
@@ -170,9 +171,9 @@ def run_sweep(cfg: SweepConfig, backend: str = "local", address: str | None = No
         _run_ray(payloads, cfg.ray, address, bar)
     bar.close()
     if cfg.transfer:
-        roles = ("generation", "detection", "classification", "scorer")
-        models = {r: _MODELS.get((cfg.study.profile, r)) or load_model(cfg.study.profile, r, device=cfg.device)
-                  for r in roles}
+        models = _MODELS.setdefault(cfg.study.profile, {})
+        for role in ROLES:
+            model(models, cfg.study.profile, role, cfg.device)
         transfer_all(cfg.study.profile, models, store, cfg.study.transfer_method, cfg.study.task_kwargs,
                      cfg.study.spaces, trials)
     failed = len(store.finished(trials, status="failed"))

@@ -14,7 +14,7 @@ World card
 Everything is a pure function of a seed: `render(spec, size)` draws the same pixels every time.
 
 Usage:
-    from vwlib.world import ObjectSpec, Scene, render, sample_scene
+    from vwlib.data.world import ObjectSpec, Scene, render, sample_scene
     rng = np.random.default_rng(0)
     scene = sample_scene(rng, n_objects=(1, 4))        # Scene(objects=[...], background="sky")
     image = render(scene, size=64)                      # PIL.Image 64x64 RGB

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from ..tokenizer import EOS_ID, VOCAB_SIZE, clip_tokenizer
-from .base import Loaded, TransformersFamily, batches, clip_text_config, folder_tokenizer, register
+from ..tokenizer import EOS_ID, clip_tokenizer
+from .base import Loaded, TransformersFamily, batches, folder_tokenizer, register, tiny_dual_config
 from .paper_configs import OWLV2_BASE_PATCH16, OWLV2_IMAGE_SIZE
 
 
@@ -75,12 +75,7 @@ class OwlFamily(TransformersFamily):
     def build_tiny(cls, width: int = 32) -> Loaded:
         from transformers import Owlv2Config
 
-        config = Owlv2Config(
-            text_config=clip_text_config(width, 2, 16, VOCAB_SIZE),  # OWL-v2 queries: at most 16 tokens
-            vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
-                               num_attention_heads=2, image_size=64, patch_size=16),
-            projection_dim=width,
-        )
+        config = Owlv2Config(**tiny_dual_config(width, 16, image_size=64, patch_size=16))  # OWL-v2 queries: <= 16 tokens
         return _owl(config, 64, "tiny")
 
     @classmethod

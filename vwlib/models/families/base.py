@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ..tokenizer import clip_tokenizer
+from ..tokenizer import VOCAB_SIZE, clip_tokenizer
 
 FAMILIES: dict[str, type["Family"]] = {}
 
@@ -67,7 +67,7 @@ class Loaded:
 
     @property
     def adapter(self) -> "Family":
-        """This model's family adapter (see `vwlib.families`)."""
+        """This model's family adapter (see `vwlib.models.families`)."""
         return family(self.family)(self)
 
     def num_parameters(self) -> int:
@@ -182,6 +182,15 @@ def clip_text_config(width: int, layers: int, max_positions: int, vocab_size: in
     """A small CLIP-style text config (tiny models of every family that uses a transformers CLIP text tower)."""
     return dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
                 num_attention_heads=2, max_position_embeddings=max_positions, **kw)
+
+
+def tiny_dual_config(width: int, max_positions: int, image_size: int, patch_size: int) -> dict:
+    """The keyword arguments of a tiny two-tower config (transformers `CLIPConfig`, `Owlv2Config`): 2-block text and
+    vision transformers of `width`, projected to `width`."""
+    return dict(text_config=clip_text_config(width, 2, max_positions, VOCAB_SIZE),
+                vision_config=dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
+                                   num_attention_heads=2, image_size=image_size, patch_size=patch_size),
+                projection_dim=width)
 
 
 def folder_tokenizer(path: Path, pad_token: str, model_max_length: int = 77):

@@ -5,7 +5,7 @@
 | `paper` | SD 2.1, OWL-v2, DFN CLIP, OpenAI CLIP L/14 (the paper) | the Hugging Face cache, or $VWLIB_MODELS_DIR/<hub id> |
 | `mini`  | small models of the same classes, trained in this repo | `vwlib/checkpoints/mini/<role>` (shipped)      |
 | `tiny`  | random models of the same classes, for tests            | built in memory                               |
-| `paper-random` | the paper's four architectures at full size      | built in memory, random (vwlib/families/paper_configs.py) |
+| `paper-random` | the paper's four architectures at full size      | built in memory, random (vwlib/models/families/paper_configs.py) |
 
 Usage:
     import vwlib
@@ -20,13 +20,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import MissingModelError, VWError
+from ..paths import CHECKPOINTS, MODELS_DIR_ENV
+from ..roles import PROFILE_NAMES, ROLES
 from . import compact, vision
 from .accel import resolve_device
-from .errors import MissingModelError, VWError
 from .loaders import KEY_FILE, Loaded, build_paper_random, build_tiny, load_from_dir
-from .paths import CHECKPOINTS, MODELS_DIR_ENV
-
-ROLES = ("generation", "detection", "classification", "scorer")
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ _PAPER_IDS = {
     "generation": "stabilityai/stable-diffusion-2-1",  # v-prediction, 768 px
     "detection": "google/owlv2-base-patch16-ensemble",
     "classification": "apple/DFN2B-CLIP-ViT-L-14",  # open_clip: hf-hub:apple/DFN2B-CLIP-ViT-L-14
-    "scorer": "openai/clip-vit-large-patch14",  # [decided] the generation scorer (SPEC §1)
+    "scorer": "openai/clip-vit-large-patch14",  # [decided] the generation scorer (docs/spec.md §1)
 }
 
 PROFILES: dict[str, dict[str, ModelSpec]] = {
@@ -89,6 +88,7 @@ PROFILES: dict[str, dict[str, ModelSpec]] = {
     "tiny": {r: ModelSpec("tiny", r, _FAMILY[r], "random", "random") for r in ROLES},
     "paper-random": {r: ModelSpec("paper-random", r, _FAMILY[r], "paper-config", "random") for r in ROLES},
 }
+assert tuple(PROFILES) == PROFILE_NAMES  # the CLI checks --profile against the names alone
 
 
 def fingerprint(profile: str, role: str) -> str:

@@ -1,0 +1,1 @@
+"""The procedural world and every dataset loader (leaves: no model is loaded here)."""

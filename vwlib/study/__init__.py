@@ -1,0 +1,1 @@
+"""Orchestration: the study grid, figure data, the word inspector, fidelity, sweeps, notebooks."""

@@ -1,0 +1,118 @@
+"""What the figure notebooks need beyond the score table: the anchor grid (paper Fig. 5), and the truncated
+generator and per-layer end-of-text activations (paper Fig. 7). Missing words are trained into the study's store
+first; a word trained for another model reaches the target through the store's transfer maps.
+
+Usage:
+    images, boxes, concepts, anchors = anchor_grid(cfg, "mini-objects", task="generation", delta=0.5)
+    images, layers = truncation_row(cfg, "mini-objects", "star", "heart")
+    panels = layer_panels_data(cfg, "mini-objects")   # [{"row", "layer", "xy", "purity_concept", ...}]
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ..models.probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
+from ..models.text import TextSide
+from ..models.tokenizer import single_token_id
+from ..models.vision import best_boxes, owl_image_side, owl_logits
+from ..runner import build_task, model, run_trials, stored_maps
+from ..store import ResultStore
+from ..tasks import PROMPTS, make_batch
+from ..trials import Trial, parse_delta
+from .config import StudyConfig
+
+
+def grid_trials(cfg: StudyConfig, dataset: str, task: str, delta) -> list[list[Trial]]:
+    """[concept][anchor] trials of one dataset, task and δ (the anchor grid of paper Fig. 5)."""
+    one = replace(cfg, datasets=(dataset,), tasks=(task,), deltas=(delta,), seeds=cfg.seeds[:1], spaces=("input",))
+    flat = one.trials()
+    n = len(one.anchors_of(dataset, one.concepts_of(dataset)[0]))
+    return [flat[i:i + n] for i in range(0, len(flat), n)]
+
+
+def _words_in(cfg: StudyConfig, trials: list[Trial], target: str, models: dict, store: ResultStore) -> torch.Tensor:
+    """The stored words of `trials` (trained first when missing) [N, D], in `target`'s token space: mapped by the
+    store's transfer map when they were trained for another model (all `trials` share one task)."""
+    run_trials(trials, store, device=cfg.device, progress=False, models=models, task_kwargs=cfg.task_kwargs)
+    words = store.load_words(trials)
+    source = trials[0].task
+    if source == target:
+        return words
+    return stored_maps(cfg.profile, models, store, cfg.transfer_method, cfg.device)[(source, target)](words)
+
+
+def _rows(flat: list, n: int) -> list[list]:
+    return [flat[i:i + n] for i in range(0, len(flat), n)]
+
+
+def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5, seed: int = 0):
+    """Images for the anchor grid: generations from each word (generation), or each word's best box on a held-out
+    image of its concept (detection). Returns (images [C][A], boxes [C][A] or None, concepts, anchors)."""
+    if task not in ("generation", "detection"):
+        raise ValueError("the anchor grid draws generations or detections")
+    store, models = ResultStore(cfg.out), {}
+    grid = grid_trials(cfg, dataset, task, delta)
+    flat = [t for row in grid for t in row]
+    words = _words_in(cfg, flat, task, models, store)
+    t = build_task(cfg.profile, task, dataset, models, cfg.task_kwargs, cfg.device, scorer=False)
+    batch = make_batch(t, flat)
+    n_a = len(grid[0])
+    concepts, anchors = [row[0].concept for row in grid], [t.anchor for t in grid[0]]
+    if task == "generation":
+        images = [imgs[0] for imgs in t.generate(words, batch, seed=seed)]
+        return _rows(images, n_a), None, concepts, anchors
+    examples = [next(e for e in t.ds.val if e.label == t.ds.concept_index(tr.concept)) for tr in flat]
+    side = owl_image_side(t.loaded, [e.image for e in examples])
+    with torch.no_grad():
+        q = t.query_features(words, batch)
+    own = owl_logits(side, q).diagonal(dim1=0, dim2=2).T  # [N, P]: image i with its own word i
+    boxes = [[box] for box in best_boxes(side, own)[0]]
+    return _rows([e.image for e in examples], n_a), _rows(boxes, n_a), concepts, anchors
+
+
+def truncation_row(cfg: StudyConfig, dataset: str, concept: str, anchor: str, delta=0.5, seed: int = 0,
+                   source_task: str = "generation"):
+    """Generations from one word through the generator's text encoder truncated after each block (paper Fig. 7
+    top). A word trained for another task is first mapped into the generator. Returns (images, layer numbers)."""
+    store, models = ResultStore(cfg.out), {}
+    trial = Trial(cfg.profile, source_task, dataset, concept, anchor, parse_delta(delta), cfg.seeds[0], cfg.steps,
+                  cfg.lr)
+    words = _words_in(cfg, [trial], "generation", models, store)
+    task = build_task(cfg.profile, "generation", dataset, models, cfg.task_kwargs, cfg.device, scorer=False)
+    batch = make_batch(task, [trial])
+    layers = list(range(1, task.text.num_layers + 1))
+    images = [task.generate(words, batch, seed=seed, layers=k)[0][0] for k in layers]
+    return images, layers
+
+
+def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5,
+                      transfer_from: str = "classification", method: str = "tsne", perplexity: float = 10.0,
+                      seed: int = 0) -> list[dict]:
+    """End-of-text activations of every (concept, anchor) word of `dataset` at evenly spaced layers of `task`'s text
+    encoder, in-domain and for words trained for `transfer_from` mapped into it; projected to 2-D, with kNN purity
+    by concept and by anchor (paper Fig. 7 bottom)."""
+    store, models = ResultStore(cfg.out), {}
+    loaded = model(models, cfg.profile, task, cfg.device)
+    text = TextSide(loaded)
+    panels = []
+    for row, source in ((f"in-domain ({task})", task), (f"{transfer_from} -> {task}", transfer_from)):
+        flat = [t for r in grid_trials(cfg, dataset, source, delta) for t in r]
+        words = _words_in(cfg, flat, task, models, store)
+        anchor_ids = torch.tensor([single_token_id(loaded.tokenizer, t.anchor) for t in flat])
+        ids = text.ids([PROMPTS[task].format(t.anchor) for t in flat])
+        acts = pooled_activations(text, ids, anchor_ids, words, evenly_spaced_layers(text.num_layers))
+        concepts = [t.concept for t in flat]
+        anchors = [t.anchor for t in flat]
+        for k, x in acts.items():
+            panels.append({"row": row, "layer": k, "xy": project_2d(x.numpy(), method, perplexity, seed),
+                           "labels": concepts, "purity_concept": knn_purity(x, _codes(concepts)),
+                           "purity_anchor": knn_purity(x, _codes(anchors))})
+    return panels
+
+
+def _codes(labels: list[str]) -> list[int]:
+    index = {l: i for i, l in enumerate(sorted(set(labels)))}
+    return [index[l] for l in labels]
