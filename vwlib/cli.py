@@ -7,6 +7,7 @@ Usage:
     vw results --csv results.csv            # every trial of a result store, one row per evaluation
     vw export-diffusers runs/mini/<trial> out/ --token "<star>"   # for StableDiffusionPipeline.load_textual_inversion
     vw export-word runs/mini/<trial> star.safetensors  # any task's word; vwlib.load_word(stock_model, path)
+    vw import-word learned_embeds.safetensors --model generation --dataset mini-objects --concept star
     vw data check [--profile paper]         # the profile's datasets: present, missing, how to get them
     vw transfer fit|eval --profile mini     # the 6 maps between the task models; transferred words scored
     vw probe --dataset mini-objects --task generation   # layer-wise kNN purity by concept and by anchor
@@ -127,9 +128,12 @@ def check_anchors(words: list[str]) -> None:
 
 
 def _cmd_models(args) -> int:
-    from .models.profiles import load_model, model_table
+    from .models.profiles import get_spec, load_model, model_table
 
     rows = model_table(args.profile)
+    for r in rows:  # where a stock class loads each model from (a mini checkpoint's is built on first use)
+        folder = get_spec(r["profile"], r["role"]).stock_folder() if r["available"] else None
+        r["stock_folder"] = str(folder) if folder else ""
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -138,7 +142,10 @@ def _cmd_models(args) -> int:
             for r in (r for r in rows if r["profile"] == profile):
                 state = "available" if r["available"] else "MISSING"
                 where = r["path"] if r["path"] and r["path"] != r["source"] else ""
-                print(f"  {r['role']:<15} {r['family']:<10} {state:<10} {r['source']}" + (f"  ({where})" if where else ""))
+                print(f"  {r['role']:<15} {r['family']:<10} {state:<10} {r['source']}"
+                      + (f"  ({where})" if where else ""))
+                if r["stock_folder"] and r["stock_folder"] != r["path"]:
+                    print(f"  {'':<15} stock folder (diffusers / transformers / open_clip format): {r['stock_folder']}")
     if args.load:
         for r in rows:
             m = load_model(r["profile"], r["role"])  # raises MissingModelError: one line, with the fix
@@ -203,6 +210,10 @@ def _cmd_mini(args) -> int:
                 verdict = "ok" if report["passed"][key] else "BELOW BAR"
                 per = ", ".join(f"{d} {v:.3f}" for d, v in report["per_dataset"][key].items())
                 print(f"{key:<20} {report[key]:.3f} (bar {bar:.2f}, {verdict})  [{per}]")
+        for model, s in report["sensitivity"].items():
+            print(f"sensitivity mini-{model:<7} reach/gap {s['reach_over_gap']:.2f} (target {s['target']:g}), toward a "
+                  f"chosen concept {s['toward']:.2f}; σ_max {s['sigma_max']:.2f}, d_nn {s['d_nn']:.3f}, "
+                  f"gap {s['gap']:.3f}")
     return 0
 
 
@@ -271,6 +282,32 @@ def _cmd_export(args) -> int:
 
     path = export_textual_inversion(args.trial_dir, args.out_dir, args.token)
     print(f"wrote {path}; load it with pipe.load_textual_inversion({str(path)!r}, token={args.token!r})")
+    profile = json.loads((Path(args.trial_dir) / "config.json").read_text()).get("profile")
+    if profile in ("mini", "paper"):
+        from .models.profiles import get_spec
+
+        folder = get_spec(profile, "generation").stock_folder()
+        if folder:
+            print(f"the {profile} generator, in a folder stock diffusers loads: "
+                  f"pipe = StableDiffusionPipeline.from_pretrained({str(folder)!r})")
+    return 0
+
+
+def _cmd_import_word(args) -> int:
+    from .runner import import_word
+    from .store import ResultStore
+
+    store = ResultStore(args.out)
+    trial = import_word(args.file, args.model, args.profile, args.dataset, args.concept, store, device=args.device)
+    config = json.loads((store.path(trial) / "config.json").read_text())
+    print(f"imported '{config['token']}' as {store.path(trial)}: nearest known word '{trial.anchor}' at "
+          f"δ = {trial.delta:.3f} (distance {config['distance_to_anchor']:.4f}, d_nn {config['d_nn']:.4f})")
+    for task in TASKS:
+        metrics = store.evaluation(trial, task) or {}
+        score = metrics.get("map", metrics.get("accuracy"))
+        where = "in-domain" if task == args.model else f"mapped into {task}"
+        print(f"  {task:<15} {where:<27} " + (f"{score:.3f}" if score is not None else "not scored")
+              + (f"  (nearest word there: {metrics['nearest_word']})" if metrics.get("nearest_word") else ""))
     return 0
 
 
@@ -486,6 +523,15 @@ def _word_commands(sub) -> None:
     s.add_argument("out_dir", type=folder)
     s.add_argument("--token", required=True, help='the placeholder token, e.g. "<sombrero>"')
     s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("import-word", help="bring a textual-inversion word (safetensors) into a result store: its "
+                       "nearest word, its δ, its scores in-domain and in the two other models",
+                       parents=shared("profile", "out", "device"))
+    s.add_argument("file", help="learned_embeds.safetensors (diffusers' textual inversion) or a vwlib word file")
+    s.add_argument("--model", required=True, choices=TASKS, help="the model the word was trained for")
+    s.add_argument("--dataset", required=True, help="the dataset of the concept the word stands for")
+    s.add_argument("--concept", required=True, help="the concept it stands for (it is scored as a word for it)")
+    s.set_defaults(func=_cmd_import_word)
 
     s = sub.add_parser("export-word", help="write any task's word for its stock model (vwlib.load_word reads it)")
     s.add_argument("trial_dir")

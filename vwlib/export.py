@@ -1,4 +1,4 @@
-"""Take a trained word out of the result store, into stock models.
+"""Take a trained word out of the result store, into stock models, and bring a textual-inversion word in.
 
 Two formats:
 - generation words: diffusers' textual-inversion file, `learned_embeds.safetensors` holding
@@ -12,6 +12,7 @@ Usage:
     export_textual_inversion("runs/mini/<trial>", "out/", "<star>")     # -> out/learned_embeds.safetensors
     export_word("runs/mini/<trial>", "star.safetensors")
     prompt = load_word(owl_model, "star.safetensors")                    # "heart": now means the learned word
+    token, vector = read_textual_inversion("learned_embeds.safetensors")  # ("<star>", [1, D])
 """
 
 from __future__ import annotations
@@ -118,3 +119,37 @@ def load_word(model, path: str | os.PathLike) -> str:
     with torch.no_grad():
         table.weight[int(meta["token_id"])] = vector[0].to(table.weight.device, table.weight.dtype)
     return meta["prompt"]
+
+
+def read_textual_inversion(path: str | os.PathLike) -> tuple[str, torch.Tensor]:
+    """The placeholder token and its vector [1, D] (float32) of a diffusers textual-inversion file: safetensors
+    holding one tensor [D] or [1, D] under the token's name (or under `emb_params`, as some trainers write it). A
+    vwlib word file (`export_word`) reads too, its token being its anchor. Pickle files (.bin, .pt) are refused:
+    loading one runs arbitrary code."""
+    path = Path(path)
+    if path.suffix in (".bin", ".pt", ".pth", ".ckpt"):
+        raise VWError(f"{path} is a pickle file, which can run code when loaded; convert it once, where you trust it: "
+                      f"python -c \"import torch; from safetensors.torch import save_file; "
+                      f"save_file({{k: v.contiguous() for k, v in torch.load('{path}', weights_only=True).items()}}, "
+                      f"'{path.with_suffix('.safetensors')}')\"")
+    if not path.is_file():
+        raise VWError(f"no textual-inversion file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = list(f.keys())
+            tensors = {k: f.get_tensor(k) for k in names}
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors' own errors name no file
+        raise VWError(f"{path} is not a safetensors file ({e}); a textual-inversion file is written by diffusers' "
+                      f"textual_inversion.py or vw export-diffusers") from None
+    if len(tensors) != 1:
+        raise VWError(f"{path} holds {len(tensors)} tensors ({', '.join(names[:4])}); a textual-inversion file "
+                      f"holds one word")
+    (token, vector), = tensors.items()
+    if meta.get("format") == WORD_FORMAT:
+        token = meta["anchor"]
+    vector = vector.float().reshape(-1, vector.shape[-1])
+    if vector.shape[0] != 1:
+        raise VWError(f"{path}: '{token}' is {vector.shape[0]} vectors; vwlib words are one vector each, as the "
+                      f"paper's: train or export a one-vector word")
+    return token, vector

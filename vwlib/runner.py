@@ -24,7 +24,7 @@ from .models.tokenizer import single_token_id
 from .roles import ROLES, TASKS
 from .tasks import DEFAULTS, TrialBatch, make_batch, make_task, task_kwargs_for
 from .transfer import TransferMap, fit_all, fit_all_output, load_maps, nearest_words
-from .trials import Trial
+from .trials import IMPORTED, Trial
 
 
 def model(models: dict, profile: str, role: str, device: str = "cpu"):
@@ -131,8 +131,8 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
     """Train every trial not yet in `store`, evaluate each in-domain, write each atomically. Returns trial dirs.
 
     models: {role: Loaded} of the trials' one profile, to reuse loaded models (missing ones are loaded into it);
-    task_kwargs: {task: {option: value}} overrides; max_size: at most this many trials per batched forward pass (0: all trials of a group at once);
-    compile: torch.compile the dominant frozen module (worth it for long GPU sweeps only).
+    task_kwargs: {task: {option: value}} overrides; max_size: at most this many trials per batched forward pass
+    (0: all trials of a group at once); compile: torch.compile the dominant frozen module (worth it for long GPU sweeps only).
     """
     todo = [t for t in trials if not store.done(t)]
     # Finished words whose in-domain score came from other weights (generation: a retrained scorer) are re-scored,
@@ -240,3 +240,48 @@ def transfer_all(profile: str, models: dict, store, method: str = "lstsq", task_
         written += evaluate_transfers(store, maps, models, task_kwargs=task_kwargs, profile=profile, space="output",
                                       trials=trials)
     return written
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Words trained elsewhere
+# --------------------------------------------------------------------------------------------------------------
+
+def import_word(path, task_name: str, profile: str, dataset: str, concept: str, store, device: str = "cpu",
+                models: dict | None = None, method: str = "lstsq", task_kwargs: dict | None = None) -> Trial:
+    """Bring a word trained elsewhere (a diffusers textual-inversion file, or a vwlib word file) into `store` as a
+    trial of its own: space "imported", anchored at its nearest known word, δ its distance from that word in d_nn
+    units; scored in-domain as a word for `dataset`'s `concept`, and in the two other models through the store's
+    transfer maps. Importing the same file again changes nothing. Returns the trial.
+
+    Usage: trial = import_word("learned_embeds.safetensors", "generation", "mini", "mini-objects", "star", store)"""
+    import hashlib
+    from pathlib import Path
+
+    from .engine import nearest_word_distance
+    from .export import read_textual_inversion
+
+    token, vector = read_textual_inversion(path)
+    device = resolve_device(device)
+    models = models if models is not None else {}
+    text = TextSide(model(models, profile, task_name, device))
+    if vector.shape[1] != text.width:
+        raise VWError(f"{path} holds a {vector.shape[1]}-wide word; the {profile} {task_name} model's token table "
+                      f"is {text.width} wide: import it into the model it was trained for (--model, --profile)")
+    load_dataset(dataset).concept_index(concept)  # an unknown dataset or concept fails here, before any write
+    (anchor, distance), = nearest_words(text, vector, k=1)[0]
+    anchor_id = single_token_id(text.loaded.tokenizer, anchor)
+    d_nn = nearest_word_distance(text.embedding.weight.detach(), text.known_ids(), anchor_id)
+    if distance == 0:
+        raise VWError(f"{path}: '{token}' is the known word '{anchor}' itself (δ = 0): there is no new word in it")
+    source = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    trial = Trial(profile, task_name, dataset, concept, anchor, distance / d_nn, space=IMPORTED, source=source)
+    if not store.done(trial):
+        task = build_task(profile, task_name, dataset, models, task_kwargs, device)
+        metrics = score(task, vector, make_batch(task, [trial]), "input", evaluator_fingerprint(profile, task_name))
+        meta = {"model_id": get_spec(profile, task_name).source, "model_fingerprint": fingerprint(profile, task_name),
+                "anchor_id": anchor_id, "space": IMPORTED, "status": "ok", "distance_to_anchor": distance,
+                "d_nn": d_nn, "token": token, "imported_from": str(path)}
+        store.write(trial, vector, meta, {task_name: metrics[0]})
+    maps = stored_maps(profile, models, store, method, device)
+    evaluate_transfers(store, maps, models, task_kwargs, profile, space=IMPORTED, trials=[trial])
+    return trial

@@ -18,6 +18,7 @@ from .errors import VWError
 from .models.profiles import fingerprint
 from .roles import TASKS
 
+IMPORTED = "imported"  # the space of a word trained elsewhere and brought in by `vw import-word` (a token row)
 SPACES = ("input", "output")  # input: a token embedding (the paper); output: the text encoder's output (ConES)
 
 
@@ -47,11 +48,12 @@ class Trial:
     steps: int = 0  # 0: the profile's default for the task
     lr: float = 0.0  # 0: the profile's default for the task
     space: str = "input"
+    source: str = ""  # imported words: a digest of the file they came from (two files never share a trial)
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise VWError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
-        if self.space not in SPACES:
+        if self.space not in (*SPACES, IMPORTED):
             raise VWError(f"unknown space {self.space!r}; choose one of {', '.join(SPACES)}")
         object.__setattr__(self, "delta", parse_delta(self.delta))
         if self.space == "output" and not math.isinf(self.delta):
@@ -62,6 +64,8 @@ class Trial:
         d["delta"] = "inf" if math.isinf(self.delta) else self.delta
         if self.space == "input":
             del d["space"]  # the default, left out so that input-space keys stay what they were before ConES
+        if not self.source:
+            del d["source"]  # likewise: only imported words have one
         return d
 
     @classmethod
@@ -79,7 +83,7 @@ class Trial:
         content = {**self.to_dict(), "num_vectors": 1, "model": fingerprint(self.profile, self.task)}
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:8]
         delta = "inf" if math.isinf(self.delta) else f"{self.delta:g}"
-        space = "-output" if self.space == "output" else ""
+        space = "" if self.space == "input" else f"-{self.space}"
         name = (f"{self.profile}-{self.task}{space}-{self.dataset}-{self.concept}-{self.anchor}-d{delta}-s{self.seed}"
                 f"-{digest}")
         return re.sub(r"[^\w.+-]", "_", name)  # filesystem-safe: "scuba diver" -> "scuba_diver"

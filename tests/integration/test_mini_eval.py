@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 DATASETS = {"mini-objects", "mini-instances", "mini-scenes"}
 
 
@@ -18,5 +20,9 @@ def test_mini_eval_json_meets_every_bar():
         assert set(report["per_dataset"][metric]) == DATASETS
         assert report[metric] >= bar, (metric, report[metric], report["per_dataset"][metric])
     assert report["passed"] == {m: True for m in bars}
+    for model in ("clip", "scorer", "owl", "sd"):  # the sensitivity of every text tower, reported beside the bars
+        s = report["sensitivity"][model]
+        assert s["anchors"] == 10 and s["target"] == 1.5 and s["gap"] > 0 and s["d_nn"] > 0
+        assert s["reach_over_gap"] == pytest.approx(0.5 * s["d_nn"] * s["sigma_max"] / s["gap"], rel=0.5)
     per = report["per_dataset"]
     assert all(per["owl_map"][d] <= per["owl_map50"][d] for d in DATASETS)  # mAP@[.5:.95] <= mAP@.5

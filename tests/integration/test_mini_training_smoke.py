@@ -10,7 +10,10 @@ from vwlib.models.loaders import load_from_dir
 
 FAMILY = {"clip": "open_clip", "scorer": "open_clip", "owl": "owl", "sd": "sd"}
 SMALL = {"clip": dict(pool_size=64, batch=16), "scorer": dict(pool_size=64, batch=16),
-         "owl": dict(pool_size=32, batch=4), "sd": dict(pool_size=64, batch=4, vae_steps=2)}
+         "owl": dict(pool_size=32, batch=4, pretrain_steps=2, pretrain_pool=32),
+         "sd": dict(pool_size=64, batch=4, vae_steps=2, text_steps=2)}
+# the stages of each model's training, in order: the paper's lineage (a contrastive text tower first, then the task)
+STAGES = {"clip": [], "scorer": [], "owl": ["towers", "detection"], "sd": ["text", "vae", "unet"]}
 
 
 @pytest.mark.parametrize("name", ["clip", "scorer", "owl", "sd"])
@@ -22,3 +25,19 @@ def test_a_few_training_steps(name, tmp_path, monkeypatch):
     loaded = load_from_dir(FAMILY[name], materialise(tmp_path / name))
     assert loaded.token_embedding().weight.shape == (49408, 64)
     assert (tmp_path / name / "training.json").is_file()
+    assert list(dict.fromkeys(c[0] for c in info["loss_curve"] if isinstance(c[0], str))) == STAGES[name]
+
+
+def test_the_generators_text_encoder_is_pretrained_then_frozen():
+    """As SD 2.1's: the text encoder moves in the contrastive stage and is frozen for the UNet's."""
+    import torch
+
+    from vwlib.mini.train_sd import build_sd, train_sd
+
+    loaded, curve = train_sd(steps=3, vae_steps=1, text_steps=2, pool_size=64, batch=4, log_every=1)
+    text = loaded.model.text_encoder
+    assert not any(p.requires_grad for p in text.parameters()) and not text.training
+    fresh = build_sd().model.text_encoder  # the same seeded init: the contrastive stage moved it
+    name = next(n for n, _ in text.named_parameters() if n.endswith("layers.0.mlp.fc1.weight"))
+    assert not torch.equal(dict(fresh.named_parameters())[name], dict(text.named_parameters())[name])
+    assert [c[0] for c in curve].count("unet") == 3

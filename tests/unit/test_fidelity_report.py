@@ -44,7 +44,13 @@ def _measured():
                                                "6": {"concept": [0.7] * 4, "anchor": [0.3] * 4}},
                    "mini-objects/classification": {"1": {"concept": [0.1] * 4, "anchor": [0.9] * 4},
                                                    "6": {"concept": [0.4] * 4, "anchor": [0.8] * 4}}},
-        "delta0": {"mini-objects/classification->detection": [0.05, 0.15]},
+        # the δ = 0 control: the anchor words themselves (own, unrelated, own, unrelated), in their model and mapped
+        "delta0": {"mini-objects/classification->classification": {"scores": [1.0, 0.1, 1.0, 0.1],
+                                                                   "own": [True, False, True, False]},
+                   "mini-objects/detection->detection": {"scores": [0.5, 0.0, 0.5, 0.0],
+                                                         "own": [True, False, True, False]},
+                   "mini-objects/classification->detection": {"scores": [0.05, 0.15, 0.25, 0.05],
+                                                              "own": [True, False, True, False]}},
         "seconds": 1.0,
     }
 
@@ -75,7 +81,9 @@ def test_control_is_judged_against_the_name_control_and_the_floor(checks):
 
 
 def test_delta_curve_checks_unrelated_anchors_and_saturation(checks):
-    _is(checks["delta/mini-objects/classification/unrelated_at_0.1"], 0.15, 0.2, True, n=2)  # only the unrelated
+    # only the unrelated words, against their anchor words themselves (δ = 0: 0.1 over the unrelated ones) + 0.10
+    _is(checks["delta/mini-objects/classification/unrelated_at_0.1"], 0.15, 0.2, True, n=2)
+    _is(checks["delta/mini-objects/detection/unrelated_at_0.1"], 0.05, 0.10, True, n=2)
     _is(checks["delta/mini-objects/classification/saturation_at_0.5"], 0.8, 0.675, True)
     _is(checks["delta/mini-objects/detection/saturation_at_0.5"], 0.2, 0.45, False)
     _is(checks["floor/mini-objects/classification/at_most_0.25"], 0.1, 0.25, True, n=10)
@@ -85,10 +93,17 @@ def test_transfer_checks_the_vocabulary_and_the_readback(checks):
     _is(checks["vocabulary/classification->detection/self_nearest"], 0.9, 0.9, True, n=10)
     _is(checks["vocabulary/classification->detection/r2"], 0.8, 0.7, True)
     _is(checks["transfer/readback_anchor"], 0.75, 0.8, False, n=4)  # δ = ∞ rows are not counted
-    # unrelated anchors only (2 of 4 words), against the detector's floor + 0.10
-    _is(checks["transfer/mini-objects/classification->detection/unrelated_at_most_0.5"], 0.3, 0.15, False, n=2)
+    # unrelated anchors only (2 of 4 words), against their anchor words mapped (δ = 0, unrelated: 0.15, 0.05) + 0.10
+    _is(checks["transfer/mini-objects/classification->detection/unrelated_at_most_0.5"], 0.3, 0.20, False, n=2)
     _is(checks["transfer/mini-objects/classification->detection/delta_inf"], 0.4, None, None, n=4)
-    _is(checks["transfer/mini-objects/classification->detection/delta_0"], 0.1, None, None, n=2)
+    _is(checks["transfer/mini-objects/classification->detection/delta_0"], 0.125, None, None, n=4)
+
+
+def test_an_unmeasured_control_fails_the_check_rather_than_passing_it():
+    measured = _measured()
+    del measured["delta0"]["mini-objects/detection->detection"]
+    check = {c["check"]: c for c in report(measured)["checks"]}["delta/mini-objects/detection/unrelated_at_0.1"]
+    assert math.isnan(check["threshold"]) and check["passed"] is False
 
 
 def test_layer_checks(checks):

@@ -7,6 +7,9 @@
 | `sd_gen_acc`         | mini-sd     | generations from concept-name prompts, scored 10-way by mini-scorer    | 0.70 |
 | `scorer_acc`         | mini-scorer | 10-way zero-shot on held-out real (procedural) images                  | 0.95 |
 
+`sensitivity` (per model, no bar yet; target 1.5 on `reach_over_gap`): how far a word inside δ = 0.5 can move the
+model's pooled text feature, against the distance between concept names (vwlib.mini.sensitivity).
+
 Usage:
     report = evaluate(["clip", "scorer"])       # {"clip_zero_shot_acc": 0.97, "per_dataset": {...}, ...}
 """
@@ -22,6 +25,7 @@ from ..metrics import detection_map as map_of_detections
 from ..models.profiles import load_model
 from ..models.text import TextSide
 from ..models.vision import owl_image_side, owl_logits
+from .sensitivity import sensitivity
 from .train_sd import generate
 
 EVAL_SEED = 7  # held-out images: the study's datasets use seed 0, training pools other seeds
@@ -90,4 +94,6 @@ def evaluate(models=("clip", "scorer", "owl", "sd"), per_concept: int = 20) -> d
         report["per_dataset"]["sd_gen_acc"] = per
         report["sd_gen_acc"] = float(np.mean(list(per.values())))
     report["passed"] = {k: report[k] >= v for k, v in BARS.items() if k in report}
+    task = {"clip": "classification", "scorer": "classification", "owl": "detection", "sd": "generation"}
+    report["sensitivity"] = {m: sensitivity(loaded[m], task[m]) for m in models}
     return report

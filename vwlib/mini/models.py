@@ -37,7 +37,8 @@ def _text_config(layers: int, positions: int, **kw) -> dict:
                 num_hidden_layers=layers, num_attention_heads=2, max_position_embeddings=positions, **kw)
 
 
-def _open_clip(image_size: int, vision_width: int, text_layers: int) -> Loaded:
+def open_clip_mini(image_size: int, vision_width: int, text_layers: int) -> Loaded:
+    """A small open_clip CLIP of the mini world (untrained): a ModifiedResNet image tower, a 64-wide text tower."""
     import open_clip
     from open_clip.transform import image_transform
 
@@ -59,7 +60,7 @@ def _open_clip(image_size: int, vision_width: int, text_layers: int) -> Loaded:
 
 
 def _clip() -> Loaded:
-    return _open_clip(IMAGE_SIZE["clip"], vision_width=16, text_layers=TEXT_LAYERS)
+    return open_clip_mini(IMAGE_SIZE["clip"], vision_width=16, text_layers=TEXT_LAYERS)
 
 
 def _scorer() -> Loaded:
@@ -67,7 +68,7 @@ def _scorer() -> Loaded:
     # judged the upsampled generations worse: 0.53 vs 0.62). An open_clip CLIP of its own (other width, depth, seed
     # and data), independent of mini-clip. The paper's scorer is a transformers CLIPModel: both families share one
     # feature code path (vwlib.mini.evaluate.clip_features).
-    return _open_clip(IMAGE_SIZE["scorer"], vision_width=32, text_layers=TEXT_LAYERS)
+    return open_clip_mini(IMAGE_SIZE["scorer"], vision_width=32, text_layers=TEXT_LAYERS)
 
 
 def _owl() -> Loaded:

@@ -1,4 +1,6 @@
-"""mini-owl: an `Owlv2ForObjectDetection` trained on world scenes with a detection loss written here.
+"""mini-owl: an `Owlv2ForObjectDetection` trained in OWL-v2's lineage: first its two towers as a small CLIP
+(contrastively, on captioned world images: OWL-v2 starts from CLIP B/16), then the whole model on world scenes with
+a detection loss written here.
 
 There is no official OWL-v2 training loss. This one follows the OWL-ViT recipe in small: every patch predicts a box
 and a score per text query; patches whose centre lies inside an object's box are that object's (centre sampling);
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.world import ObjectSpec, render, sample_scene, sample_single
 from .common import freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
+from .contrastive import Tower, train_contrastive
 from .data import object_phrase
 from .models import IMAGE_SIZE, SEEDS, build_mini
 from .vocab import known_token_ids
@@ -70,16 +73,39 @@ def assign_patches(boxes: list[list[float]], grid: int) -> torch.Tensor:
     return owner
 
 
+PRETRAIN_STEPS = 3000  # contrastive steps of the two towers before detection (mini-clip's recipe)
+PRETRAIN_SEED = 24  # the contrastive stage's own pool and batches
+
+
+def owl_tower(model):
+    """The two towers of an `Owlv2ForObjectDetection` as a CLIP (OWL-v2's image-level features and queries)."""
+    owl = model.owlv2
+
+    def text(ids):
+        out = owl.get_text_features(input_ids=ids, attention_mask=(ids != 0).long())
+        return F.normalize(getattr(out, "pooler_output", out), dim=-1)
+
+    def image(pixels):
+        out = owl.get_image_features(pixel_values=pixels)
+        return F.normalize(getattr(out, "pooler_output", out), dim=-1)
+
+    return Tower(owl, image, text, owl.logit_scale, owl.text_model.embeddings.token_embedding, context=16)
+
+
 def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12000, log_every: int = 50,
-              device: str = "cpu"):
+              pretrain_steps: int = PRETRAIN_STEPS, pretrain_pool: int = 30000, device: str = "cpu"):
+    """Pretrain both towers contrastively (`pretrain_steps`), then train the detector (`steps`). Returns (Loaded,
+    loss curve [(stage, step, loss)])."""
     loaded = build_mini("owl")
+    pre_curve = train_contrastive(owl_tower(loaded.model), loaded.tokenizer, pretrain_steps, PRETRAIN_SEED, SIZE,
+                                  pool_size=pretrain_pool, device=device, desc="mini-owl towers")
     model = loaded.model.train().to(device)
     freeze_rows(loaded.token_embedding(), known_token_ids())
     images, scenes = _pool(pool_size, SEEDS["owl"] * 1000)
     grid = SIZE // model.config.vision_config.patch_size
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     rng = np.random.default_rng(SEEDS["owl"])
-    curve = []
+    curve = [("towers", s, v) for s, v in pre_curve]
     for step in (bar := tqdm(range(steps), desc="mini-owl", mininterval=5)):
         for group in opt.param_groups:
             group["lr"] = warmup_cosine(step, steps, lr)
@@ -117,7 +143,7 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         loss.backward()
         opt.step()
         if step % log_every == 0 or step == steps - 1:
-            curve.append((step, float(loss)))
+            curve.append(("detection", step, float(loss)))
             bar.set_postfix(loss=f"{float(loss):.3f}", cls=f"{float(cls_loss):.3f}", box=f"{float(box_loss):.3f}")
     loaded.model.eval()
     return loaded, curve

@@ -51,6 +51,13 @@ class ModelSpec:
             return Path(models_dir) / self.source
         return _hf_cache_snapshot(self.source, KEY_FILE[self.family])
 
+    def stock_folder(self) -> Path | None:
+        """The folder the model's stock class loads (diffusers `StableDiffusionPipeline`, transformers
+        `Owlv2ForObjectDetection` / `CLIPModel`, open_clip): a shipped compact mini checkpoint's full folder, built
+        into the cache on first use; a full folder or hub snapshot as it is; None for a random or missing model."""
+        path = self.locate()
+        return compact.materialise(path) if path is not None and compact.is_compact(path) else path
+
     def available(self) -> bool:
         return self.kind == "random" or self.locate() is not None
 

@@ -20,6 +20,13 @@ from ..stats import CHANCE, HEADLINE, PAPER_ANALOGUE, paper_reference, summary
 TASK_COLOURS = {"generation": "tab:blue", "detection": "tab:orange", "classification": "tab:green"}
 
 
+def _with_numbers(fig, numbers: pd.DataFrame):
+    """Attach the numbers a figure draws (`save` writes them beside it as <name>.csv, and `make figures` compares
+    them with the committed ones)."""
+    fig.numbers = numbers.reset_index(drop=True)
+    return fig
+
+
 def _delta_positions(deltas) -> dict[float, float]:
     finite = sorted(d for d in set(deltas) if math.isfinite(d))
     pos = {d: float(i) for i, d in enumerate(finite)}
@@ -70,7 +77,7 @@ def delta_curves(scores: pd.DataFrame, datasets: list[str] | None = None, refere
                 labels.append(l)
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return fig
+    return _with_numbers(fig, stats)
 
 
 def unconstrained_bars(scores: pd.DataFrame, datasets: list[str] | None = None, reference: pd.DataFrame | None = None,
@@ -125,7 +132,7 @@ def unconstrained_bars(scores: pd.DataFrame, datasets: list[str] | None = None, 
         fig.tight_layout(rect=(0, 0.05, 1, 1))
     else:
         fig.tight_layout()
-    return fig
+    return _with_numbers(fig, stats)
 
 
 def image_grid(images: list[list], row_labels: list[str], col_labels: list[str], title: str = "",
@@ -191,7 +198,8 @@ def layer_panels(panels: list[dict], title: str = ""):
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return fig
+    return _with_numbers(fig, pd.DataFrame([{k: p[k] for k in ("row", "layer", "purity_concept", "purity_anchor")}
+                                            for p in panels]))
 
 
 def training_curves_figure(curves: pd.DataFrame, title: str = ""):
@@ -202,11 +210,13 @@ def training_curves_figure(curves: pd.DataFrame, title: str = ""):
         ax_loss.text(0.5, 0.5, "no stored curves: these words were trained before vwlib kept them",
                      ha="center", fontsize=8, transform=ax_loss.transAxes)
         return fig
+    means = []
     for delta, rows in curves.groupby("delta"):
         mean = rows.groupby("step")[["loss", "distance_over_dnn"]].mean()
         label = "δ = ∞" if math.isinf(delta) else f"δ = {delta:g}"
         ax_loss.plot(mean.index, mean["loss"], label=label)
         ax_dist.plot(mean.index, mean["distance_over_dnn"], label=label)
+        means.append(mean.reset_index().assign(delta=delta))
     ax_dist.axhline(1.0, ls=":", color="gray")
     ax_dist.text(0, 1.0, " nearest other word", va="bottom", fontsize=7, color="gray")
     ax_loss.set(xlabel="step", ylabel="loss (mean over words)")
@@ -214,7 +224,7 @@ def training_curves_figure(curves: pd.DataFrame, title: str = ""):
     ax_loss.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return fig
+    return _with_numbers(fig, pd.concat(means)[["delta", "step", "loss", "distance_over_dnn"]])
 
 
 def _heatmap(ax, m: pd.DataFrame) -> None:
@@ -244,7 +254,8 @@ def transfer_matrix(scores: pd.DataFrame, delta: float | None = None):
     axes[0, 0].set_ylabel("trained for")
     fig.suptitle(f"mean score at δ = {'∞' if math.isinf(delta) else f'{delta:g}'} (diagonal: in-domain)", fontsize=9)
     fig.tight_layout()
-    return fig
+    means = at.groupby(["dataset", "trained_for", "evaluated_on"], as_index=False)["score"].mean()
+    return _with_numbers(fig, means.rename(columns={"score": "mean"}))
 
 
 GAP_MARKERS = {"name prompt": "s", "input-space": "o", "output-space": "D"}
@@ -269,7 +280,7 @@ def modality_gap_plot(table: pd.DataFrame):
         ax.set_xlabel("mean L2 distance of unit embeddings (0 = on the images)")
     axes[0, -1].legend(fontsize=8, frameon=False, loc="best")
     fig.tight_layout()
-    return fig
+    return _with_numbers(fig, table)
 
 
 def fidelity_figure(result: dict):
@@ -293,7 +304,9 @@ def fidelity_figure(result: dict):
         ax.set_title(title, fontsize=9)
     _check_bars(fig.add_subplot(grid[1, 2]), result)
     fig.tight_layout()
-    return fig
+    checks = pd.DataFrame(result["checks"])
+    columns = ["check", "value", "ci_low", "ci_high", "n", "threshold", "passed"]
+    return _with_numbers(fig, checks[columns] if len(checks) else pd.DataFrame(columns=columns))
 
 
 def _fidelity_curves(axes: list, result: dict) -> None:

@@ -1,5 +1,5 @@
 """The one way figures and tables leave a notebook: `save(fig, name)` writes PNG and PDF into the figures folder,
-`save_table(df, name)` a CSV.
+and the numbers the figure draws beside them as CSV; `save_table(df, name)` a table alone.
 
 Usage:
     from vwlib.plots.plotting import save, save_table
@@ -15,8 +15,13 @@ from pathlib import Path
 from ..paths import figures_dir
 
 
-def save(fig, name: str, out_dir: str | os.PathLike | None = None, dpi: int = 150) -> Path:
-    """Write `fig` as `<name>.png` and `<name>.pdf` (written to a temporary name, then renamed: never half a file)."""
+def save(fig, name: str, out_dir: str | os.PathLike | None = None, dpi: int = 150, numbers=None) -> Path:
+    """Write `fig` as `<name>.png` and `<name>.pdf` (written to a temporary name, then renamed: never half a file),
+    and the numbers it draws as `<name>.csv`: `numbers` (a DataFrame), else those the vwlib figure function attached
+    (`fig.numbers`); `make figures` compares them with the committed ones (vwlib.plots.compare)."""
+    numbers = numbers if numbers is not None else getattr(fig, "numbers", None)
+    if numbers is not None:
+        save_table(numbers, name, out_dir)
     out = Path(out_dir) if out_dir else figures_dir()
     out.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "pdf"):

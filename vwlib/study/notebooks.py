@@ -139,6 +139,12 @@ def run_notebooks(profile: str = "mini", notebooks_dir: str | os.PathLike = NOTE
         print(f"[vw] {path.name} done in {time.time() - t0:.0f} s -> {done[-1]}", flush=True)
     index = write_index(out_dir)
     print(f"[vw] index of the executed notebooks and figures: {index}", flush=True)
+    from ..paths import figures_dir
+    from ..plots.compare import compare_figures
+
+    print("[vw] the figures' numbers against the committed ones (vwlib.plots.compare):", flush=True)
+    for comparison in compare_figures(figures_dir()):
+        print(f"[vw]   {comparison.text}", flush=True)
     return done
 
 

@@ -1,0 +1,87 @@
+"""Words from elsewhere: a textual-inversion file (or a vwlib word file) imported into a result store is a trial of
+its own: the same vector, its nearest known word and δ, its scores in-domain and through the store's maps."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vwlib.errors import VWError
+from vwlib.runner import import_word, run_trials, transfer_all
+from vwlib.store import ResultStore
+from vwlib.trials import IMPORTED, Trial
+
+KW = {"generation": {"num_inference_steps": 1}}
+
+
+def _vw(*argv):
+    proc = subprocess.run([sys.executable, "-m", "vwlib", *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _imported(store):
+    (trial,) = [t for t in store.finished() if t.space == IMPORTED]
+    return trial
+
+
+def test_a_generation_word_exported_and_imported_back_is_the_same_word_at_the_same_delta(tmp_path, tiny_models):
+    store = ResultStore(tmp_path / "runs")
+    trial = Trial("tiny", "generation", "mini-objects", "star", "heart", 0.5, steps=3)
+    run_trials([trial], store, progress=False, models={"generation": tiny_models["generation"]}, task_kwargs=KW)
+    _vw("export-diffusers", str(store.path(trial)), str(tmp_path / "ti"), "--token", "<star>")
+    out = _vw("import-word", str(tmp_path / "ti" / "learned_embeds.safetensors"), "--model", "generation",
+              "--profile", "tiny", "--dataset", "mini-objects", "--concept", "star", "--out", str(store.root))
+    imported = _imported(store)
+    assert torch.equal(store.load_words([imported]), store.load_words([trial]))
+    assert imported.anchor == "heart"  # within 0.5 d_nn, the anchor is the nearest known word (docs/spec.md §3)
+    trained = json.loads((store.path(trial) / "config.json").read_text())
+    d_nn = store.curve(trial)["d_nn"]
+    assert imported.delta == pytest.approx(trained["distance_to_anchor"] / d_nn, rel=1e-5) and imported.delta <= 0.5
+    assert "nearest known word 'heart'" in out and "'<star>'" in out
+    for task in ("detection", "classification"):  # transferred through the store's maps
+        assert store.evaluation(imported, task)["transfer_method"] == "lstsq"
+
+
+def test_an_imported_classification_word_scores_what_it_scored_before(tmp_path, tiny_models):
+    store = ResultStore(tmp_path / "runs")
+    trial = Trial("tiny", "classification", "mini-objects", "star", "heart", 0.5, steps=3)
+    models = dict(tiny_models)
+    run_trials([trial], store, progress=False, models=models)
+    transfer_all("tiny", models, store, task_kwargs=KW, trials=[trial])
+    _vw("export-word", str(store.path(trial)), str(tmp_path / "w.safetensors"))
+    imported = import_word(tmp_path / "w.safetensors", "classification", "tiny", "mini-objects", "star", store,
+                           models=models, task_kwargs=KW)
+    for task in ("classification", "detection"):  # deterministic evaluators: the same word scores the same
+        before, after = store.evaluation(trial, task), store.evaluation(imported, task)
+        for metric in ("accuracy", "map"):
+            if metric in before:
+                assert after[metric] == pytest.approx(before[metric])
+    n = len(store.trial_dirs())
+    assert import_word(tmp_path / "w.safetensors", "classification", "tiny", "mini-objects", "star", store,
+                       models=models, task_kwargs=KW) == imported and len(store.trial_dirs()) == n  # idempotent
+
+
+def test_bad_files_are_refused_with_the_fix(tmp_path, tiny_models):
+    store = ResultStore(tmp_path / "runs")
+    models = dict(tiny_models)
+    (tmp_path / "w.bin").write_bytes(b"pickle")
+    with pytest.raises(VWError, match="pickle file.*save_file"):
+        import_word(tmp_path / "w.bin", "generation", "tiny", "mini-objects", "star", store, models=models)
+    save_file({"<w>": torch.zeros(48)}, str(tmp_path / "wide.safetensors"))
+    with pytest.raises(VWError, match="48-wide word; the tiny generation model's token table is 32 wide"):
+        import_word(tmp_path / "wide.safetensors", "generation", "tiny", "mini-objects", "star", store, models=models)
+    row = models["generation"].token_embedding().weight.detach()[1565].clone()  # a known word's own row
+    save_file({"<w>": row}, str(tmp_path / "known.safetensors"))
+    with pytest.raises(VWError, match="is the known word .* itself"):
+        import_word(tmp_path / "known.safetensors", "generation", "tiny", "mini-objects", "star", store, models=models)
+    save_file({"<w>": torch.zeros(4, 32)}, str(tmp_path / "four.safetensors"))
+    with pytest.raises(VWError, match="is 4 vectors"):
+        import_word(tmp_path / "four.safetensors", "generation", "tiny", "mini-objects", "star", store, models=models)
+    with pytest.raises(VWError, match="unknown concept 'sombrero'"):
+        save_file({"<w>": torch.randn(32)}, str(tmp_path / "ok.safetensors"))
+        import_word(tmp_path / "ok.safetensors", "generation", "tiny", "mini-objects", "sombrero", store, models=models)
+    assert not store.root.exists() or not store.trial_dirs()  # nothing written
