@@ -4,9 +4,12 @@ measurements in the store (a second call only reads), and reports every check wi
 import json
 from dataclasses import replace
 
+import pytest
+
 from vwlib.study.fidelity import FIDELITY_GRID, measure, report
 
 
+@pytest.mark.slow  # 21 s; the report's arithmetic is unit-tested, and notebook 09's smoke run measures a tiny grid
 def test_fidelity_measures_once_then_reads(tmp_path):
     cfg = replace(FIDELITY_GRID, profile="tiny", datasets=("mini-objects",), concepts=2, out=str(tmp_path),
                   task_kwargs={"generation": {"num_inference_steps": 1, "batch_per_trial": 2}})

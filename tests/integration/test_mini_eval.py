@@ -9,6 +9,7 @@ import pytest
 DATASETS = {"mini-objects", "mini-instances", "mini-scenes"}
 
 
+@pytest.mark.slow  # 50 s: the shipped checkpoints' bars, re-checked whenever a checkpoint changes (make test-all)
 def test_mini_eval_json_meets_every_bar():
     proc = subprocess.run([sys.executable, "-m", "vwlib", "mini", "eval", "--model", "all", "--json"],
                           capture_output=True, text=True)

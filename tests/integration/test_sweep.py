@@ -136,6 +136,7 @@ def test_kill_9_at_several_points_then_resume_finishes_every_trial_exactly_once(
     assert leftovers == []  # the killed writers' temporary dirs were cleaned up
 
 
+@pytest.mark.slow  # 23 s: the optional Ray backend
 def test_ray_backend_gives_the_local_backends_results(tmp_path):
     ray = pytest.importorskip("ray")
     local = load_sweep(_write_sweep(tmp_path / "l.yaml", tmp_path / "local", tasks=["classification", "detection"]))

@@ -90,6 +90,7 @@ def test_nearest_words_of_an_anchor_row_is_the_anchor():
     assert nearest_words(text, row, k=3)[0][0] == ("star", 0.0)
 
 
+@pytest.mark.slow  # 31 s end to end; maps and probes are tested in-process above and by notebook 07's smoke run
 def test_cli_transfer_fit_and_probe(tmp_path):
     import subprocess
     import sys

@@ -8,7 +8,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from vwlib.plots.compare import DEFAULT_TOLERANCE, compare_figures, compare_table, committed_tables
+from vwlib.plots.compare import DEFAULT_TOLERANCE, committed_tables, compare_figures, compare_table
 
 matplotlib.use("Agg")
 
