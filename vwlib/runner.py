@@ -23,7 +23,7 @@ from .models.text import TextSide
 from .models.tokenizer import single_token_id
 from .roles import ROLES, TASKS
 from .tasks import DEFAULTS, TrialBatch, make_batch, make_task, task_kwargs_for
-from .transfer import TransferMap, fit_all, fit_all_output, load_maps, nearest_words
+from .transfer import TransferMap, fit_all, fit_all_output, load_maps, map_end, nearest_words
 from .trials import IMPORTED, Trial
 
 
@@ -75,9 +75,11 @@ class TaskCache:
 def stored_maps(profile: str, models: dict, store, method: str = "lstsq", device: str = "cpu"
                 ) -> dict[tuple[str, str], TransferMap]:
     """The 6 token-table maps of `profile` from `store`, fitted (on `models`, loaded into it when missing) and saved
-    there first when the store has none: every transferred word of a study goes through these maps."""
+    there first when the store has none or they were fitted on other weights: every transferred word of a study goes
+    through these maps."""
     maps = load_maps(store, profile, method)
-    if len(maps) < len(TASKS) * (len(TASKS) - 1):
+    current = all((m.source, m.target) == (map_end(profile, s), map_end(profile, d)) for (s, d), m in maps.items())
+    if len(maps) < len(TASKS) * (len(TASKS) - 1) or not current:  # missing, or fitted on earlier weights
         for role in TASKS:
             model(models, profile, role, device)
         maps = fit_all(profile, models, method, store=store)

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from .data.datasets import load_dataset
 from .errors import VWError
+from .models import profiles
 from .models.text import TextSide
 from .models.tokenizer import single_token_id
 from .roles import TASKS
@@ -196,8 +197,15 @@ def fit_all(profile: str, models: dict, method: str = "lstsq", store=None,
     """The 6 token-table maps between the three task models of `profile` ({(source, target): map}); saved in
     `store` (a ResultStore) when given."""
     texts = {task: TextSide(models[task]) for task in TASKS}
-    return fit_pairs(lambda src, dst: fit_transfer(texts[src], texts[dst], method, seed=seed, source=f"{profile}/{src}",
-                                                   target=f"{profile}/{dst}"), _saver(store, profile, method, "input"))
+    return fit_pairs(lambda src, dst: fit_transfer(texts[src], texts[dst], method, seed=seed,
+                                                   source=map_end(profile, src), target=map_end(profile, dst)),
+                     _saver(store, profile, method, "input"))
+
+
+def map_end(profile: str, task: str) -> str:
+    """How a token-table map names its source or target: the model and the fingerprint of its weights, so that a
+    stored map of an earlier version of a model is known as stale (e.g. "mini/generation@3f2a9c1e")."""
+    return f"{profile}/{task}@{profiles.fingerprint(profile, task)}"
 
 
 def load_maps(store, profile: str, method: str = "lstsq", space: str = "input") -> dict[tuple[str, str], TransferMap]:

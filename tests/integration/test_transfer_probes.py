@@ -127,3 +127,22 @@ def test_transfer_evaluation_can_be_limited_to_a_studys_trials(tiny_models, tmp_
     assert evaluate_transfers(store, maps, tiny_models, trials=trials[:1]) == 1  # the other word is not this study's
     assert not (store.path(trials[1]) / "eval-detection.json").exists()
     assert evaluate_transfers(store, maps, tiny_models) == 1
+
+
+def test_stored_maps_are_refitted_when_a_model_changed(tmp_path, tiny_models, monkeypatch):
+    """Every transferred word goes through the store's maps: maps fitted on earlier weights are not reused."""
+    import vwlib.models.profiles as profiles
+    from vwlib.runner import stored_maps
+
+    store = ResultStore(tmp_path)
+    models = dict(tiny_models)
+    first = stored_maps("tiny", models, store)
+    path = store.map_path("tiny", "classification", "detection", "lstsq", "input")
+    written = path.stat().st_mtime_ns
+    assert stored_maps("tiny", models, store)[("classification", "detection")].source == first[
+        ("classification", "detection")].source and path.stat().st_mtime_ns == written  # current: read, not refitted
+    real = profiles.fingerprint
+    monkeypatch.setattr(profiles, "fingerprint", lambda p, role: "retrained" if role == "detection" else real(p, role))
+    again = stored_maps("tiny", models, store)
+    assert again[("classification", "detection")].target == "tiny/detection@retrained"
+    assert path.stat().st_mtime_ns != written
