@@ -282,7 +282,9 @@ def _cmd_export(args) -> int:
 
     path = export_textual_inversion(args.trial_dir, args.out_dir, args.token)
     print(f"wrote {path}; load it with pipe.load_textual_inversion({str(path)!r}, token={args.token!r})")
-    profile = json.loads((Path(args.trial_dir) / "config.json").read_text()).get("profile")
+    from .store import read_config
+
+    profile = read_config(Path(args.trial_dir)).get("profile")
     if profile in ("mini", "paper"):
         from .models.profiles import get_spec
 
@@ -299,7 +301,7 @@ def _cmd_import_word(args) -> int:
 
     store = ResultStore(args.out)
     trial = import_word(args.file, args.model, args.profile, args.dataset, args.concept, store, device=args.device)
-    config = json.loads((store.path(trial) / "config.json").read_text())
+    config = store.config(trial)
     print(f"imported '{config['token']}' as {store.path(trial)}: nearest known word '{trial.anchor}' at "
           f"δ = {trial.delta:.3f} (distance {config['distance_to_anchor']:.4f}, d_nn {config['d_nn']:.4f})")
     for task in TASKS:

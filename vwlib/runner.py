@@ -8,15 +8,18 @@ Usage:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 
 from .cones import OutputSpace, train_output_words
 from .data.datasets import load_dataset
-from .engine import train_words
+from .engine import nearest_word_distance, train_words
 from .errors import VWError
+from .export import read_textual_inversion
 from .models.accel import accelerate, resolve_device
 from .models.profiles import evaluator_fingerprint, fingerprint, get_spec, load_model
 from .models.text import TextSide
@@ -256,12 +259,6 @@ def import_word(path, task_name: str, profile: str, dataset: str, concept: str, 
     transfer maps. Importing the same file again changes nothing. Returns the trial.
 
     Usage: trial = import_word("learned_embeds.safetensors", "generation", "mini", "mini-objects", "star", store)"""
-    import hashlib
-    from pathlib import Path
-
-    from .engine import nearest_word_distance
-    from .export import read_textual_inversion
-
     token, vector = read_textual_inversion(path)
     device = resolve_device(device)
     models = models if models is not None else {}
