@@ -366,7 +366,7 @@ def _cmd_probe(args) -> int:
 
     from .data.datasets import require
     from .study.config import StudyConfig
-    from .study.figure_data import layer_panels_data
+    from .study.figure_data import imported_layer_neighbours, layer_panels_data
 
     require(args.dataset)
     if args.transfer_from == args.task:
@@ -382,6 +382,11 @@ def _cmd_probe(args) -> int:
     print(table.round(3).to_string(index=False))
     if args.csv:
         table.to_csv(args.csv, index=False)
+    imported = imported_layer_neighbours(cfg, args.dataset, args.task, args.delta)
+    if imported:
+        print("\nimported words (vw import-word) among the in-domain words, layer by layer: the most common concept "
+              "of their 5 nearest, and the share that is their own concept")
+        print(pd.DataFrame(imported).round(2).to_string(index=False))
     return 0
 
 

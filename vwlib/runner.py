@@ -26,7 +26,7 @@ from .models.text import TextSide
 from .models.tokenizer import single_token_id
 from .roles import ROLES, TASKS
 from .tasks import DEFAULTS, TrialBatch, make_batch, make_task, task_kwargs_for
-from .transfer import TransferMap, fit_all, fit_all_output, load_maps, map_end, nearest_words
+from .transfer import TransferMap, fit_all, fit_all_output, load_maps, map_end, nearest_typable_word, nearest_words
 from .trials import IMPORTED, Trial
 
 
@@ -267,8 +267,7 @@ def import_word(path, task_name: str, profile: str, dataset: str, concept: str, 
         raise VWError(f"{path} holds a {vector.shape[1]}-wide word; the {profile} {task_name} model's token table "
                       f"is {text.width} wide: import it into the model it was trained for (--model, --profile)")
     load_dataset(dataset).concept_index(concept)  # an unknown dataset or concept fails here, before any write
-    (anchor, distance), = nearest_words(text, vector, k=1)[0]
-    anchor_id = single_token_id(text.loaded.tokenizer, anchor)
+    anchor, anchor_id, distance = nearest_typable_word(text, vector)  # the anchor is named in prompts
     d_nn = nearest_word_distance(text.embedding.weight.detach(), text.known_ids(), anchor_id)
     if distance == 0:
         raise VWError(f"{path}: '{token}' is the known word '{anchor}' itself (δ = 0): there is no new word in it")

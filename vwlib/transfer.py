@@ -170,6 +170,24 @@ def nearest_words(text, vectors: torch.Tensor, k: int = 5) -> list[list[tuple[st
     return out
 
 
+def nearest_typable_word(text, vector: torch.Tensor, k: int = 256) -> tuple[str, int, float]:
+    """(word, token id, distance) of the known row nearest to `vector` [1, D] that a prompt can name: one the
+    tokenizer encodes as exactly that id. Not every known row is one: a real table holds word pieces ("ing", which
+    a prompt spells as "ing</w>"), and BPE splits some whole-word tokens ("respir</w>" -> re sp ir). Of the k
+    nearest rows, the first typable one; a VWError if none is.
+
+    Usage: word, token_id, distance = nearest_typable_word(TextSide(loaded), vector)"""
+    ids = text.known_ids()
+    table = text.embedding.weight.detach()[ids].float()
+    top = torch.cdist(vector.float().reshape(1, -1).to(table.device), table)[0].topk(min(k, len(ids)), largest=False)
+    tok = text.loaded.tokenizer
+    for d, i in zip(top.values.tolist(), ids[top.indices.cpu()].tolist()):
+        word = tok.convert_ids_to_tokens(i).replace("</w>", "")
+        if tok(word, add_special_tokens=False)["input_ids"] == [i]:
+            return word, i, d
+    raise VWError(f"none of the {len(top.values)} known rows nearest to this vector is a word a prompt can name")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Fitting every pair of a profile
 # --------------------------------------------------------------------------------------------------------------

@@ -85,3 +85,27 @@ def test_bad_files_are_refused_with_the_fix(tmp_path, tiny_models):
         save_file({"<w>": torch.randn(32)}, str(tmp_path / "ok.safetensors"))
         import_word(tmp_path / "ok.safetensors", "generation", "tiny", "mini-objects", "sombrero", store, models=models)
     assert not store.root.exists() or not store.trial_dirs()  # nothing written
+
+
+def test_vw_probe_places_an_imported_word_among_the_grid_words_layer_by_layer(tmp_path, tiny_models):
+    from vwlib import StudyConfig
+    from vwlib.study.figure_data import imported_layer_neighbours
+
+    store = ResultStore(tmp_path / "runs")
+    trial = Trial("tiny", "classification", "mini-objects", "star", "heart", 0.5, steps=3)
+    models = dict(tiny_models)
+    run_trials([trial], store, progress=False, models=models)
+    _vw("export-word", str(store.path(trial)), str(tmp_path / "w.safetensors"))
+    import_word(tmp_path / "w.safetensors", "classification", "tiny", "mini-objects", "star", store, models=models,
+                task_kwargs=KW)
+    cfg = StudyConfig(profile="tiny", datasets=("mini-objects",), concepts=2, out=str(store.root), device="cpu")
+    rows = imported_layer_neighbours(cfg, "mini-objects", "generation", k=3)  # mapped into the generator
+    layers = sorted({r["layer"] for r in rows})
+    assert len(rows) == len(layers) >= 2 and {r["word"] for r in rows} == {"heart"}  # a word file's token: its anchor
+    concepts = set(cfg.concepts_of("mini-objects"))
+    assert all(r["nearest"] in concepts and r["agree"] in (0, 1 / 3, 2 / 3, 1) for r in rows)
+    assert all(r["trained_for"] == "classification" and r["concept"] == "star" for r in rows)
+    assert imported_layer_neighbours(cfg, "mini-instances", "generation") == []  # none imported there
+    out = _vw("probe", "--profile", "tiny", "--dataset", "mini-objects", "--concepts", "2", "--out", str(store.root))
+    section = out.split("imported words (vw import-word)")[1].strip().splitlines()
+    assert len(section) == 2 + len(layers) and all(line.split()[0] == "heart" for line in section[2:])

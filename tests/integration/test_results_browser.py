@@ -5,6 +5,7 @@ import math
 
 import pytest
 from PIL import Image
+from safetensors.torch import save_file
 
 from vwlib import StudyConfig
 from vwlib.data.datasets import concept_names
@@ -87,3 +88,24 @@ def test_transfer_gallery_is_paper_fig4_from_stored_words(browser):
     assert all(cap.removeprefix("scorer: ") in concepts for row in gallery["captions"][1:] for cap in row)
     fig = transfer_gallery_figure(gallery)
     assert len(fig.axes) == 8
+
+
+def test_an_imported_word_is_listed_for_its_dataset_and_shown_in_three_models(browser, tmp_path):
+    from vwlib.runner import import_word
+
+    store = ResultStore(browser.inspector.cfg.out)
+    trained = browser.select(dataset="mini-objects", word="trained here")["trial"]
+    row = store.load_words([trained])[0] + 0.01
+    save_file({"<mine>": row}, str(tmp_path / "mine.safetensors"))
+    imported = import_word(tmp_path / "mine.safetensors", trained.task, "tiny", "mini-objects", trained.concept,
+                           store, models=browser.inspector.models)
+    browser.dataset.value = "mini-instances"
+    assert list(browser.word.options) == ["trained here"]  # imported into mini-objects only
+    browser.dataset.value = "mini-objects"  # the menu is refilled from the store
+    label = f"<mine> ({trained.task}, imported)"
+    assert list(browser.word.options) == ["trained here", label]
+    card = browser.select(word=label)
+    assert card["trial"] == imported and imported.space == "imported"
+    assert [v["source"] for v in card["views"]] == ["imported"] + [f"mapped from {trained.task}"] * 2
+    assert card["distance"] == pytest.approx(imported.delta)
+    assert imported.key() in browser.status.value

@@ -41,3 +41,20 @@ def test_map_quality_and_save_load(tmp_path):
 def test_unknown_method():
     with pytest.raises(VWError, match="unknown transfer method 'magic'"):
         fit_linear(torch.zeros(3, 2), torch.zeros(3, 2), "magic")
+
+
+def test_an_imported_word_is_anchored_at_the_nearest_row_a_prompt_can_name(tiny_models):
+    from vwlib.models.text import TextSide
+    from vwlib.transfer import nearest_typable_word
+
+    text = TextSide(tiny_models["generation"])
+    tok, table = text.loaded.tokenizer, text.embedding.weight.detach()
+    typable = lambda i: tok(tok.convert_ids_to_tokens(i).replace("</w>", ""),  # noqa: E731
+                            add_special_tokens=False)["input_ids"] == [i]
+    known = text.known_ids().tolist()
+    piece = next(i for i in known if not typable(i))  # e.g. "respir</w>", which BPE spells re sp ir
+    word, token_id, distance = nearest_typable_word(text, table[piece][None] + 1e-4)
+    assert token_id != piece and typable(token_id) and tok(word, add_special_tokens=False)["input_ids"] == [token_id]
+    assert distance == pytest.approx(float((table[token_id] - table[piece]).norm()), abs=1e-3)
+    word, token_id, distance = nearest_typable_word(text, table[1565][None])  # a typable row is its own anchor
+    assert token_id == 1565 and distance == 0

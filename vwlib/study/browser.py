@@ -2,6 +2,8 @@
 all three models — its generations, the detector's boxes, the classifier's votes, each model's score and nearest
 words — in-domain and mapped into the two others. JupyterLab only (ipywidgets); `notebooks/10_browser.ipynb`.
 
+Words brought in by `vw import-word` are listed in the "word" menu of their dataset.
+
 Usage (in a notebook):
     browser = vw.WordBrowser(vw.StudyConfig(profile="mini", out="../runs/mini"))
     browser                                   # the widget; changing a menu redraws it
@@ -19,6 +21,7 @@ from ..roles import TASKS
 from .config import StudyConfig
 from .inspector import WordInspector
 
+TRAINED_HERE = "trained here"
 DELTA_CHOICES = (("0.1", 0.1), ("0.2", 0.2), ("0.5", 0.5), ("1.0", 1.0), ("∞", math.inf))
 
 
@@ -54,15 +57,17 @@ class WordBrowser:
         self.anchor = menu("anchor", [])
         self.delta = menu("δ", list(DELTA_CHOICES))
         self.trained_for = menu("trained for", list(TASKS))
+        # "trained here" (the menus above name the word), or one of the dataset's words from `vw import-word`
+        self.word = menu("word", [TRAINED_HERE])
         self.status = w.HTML()
         self.columns = w.HBox()
-        self.widget = w.VBox([w.HBox([self.dataset, self.concept, self.anchor]), w.HBox([self.delta, self.trained_for]),
-                              self.status, self.columns])
+        self.widget = w.VBox([w.HBox([self.dataset, self.concept, self.anchor]),
+                              w.HBox([self.delta, self.trained_for, self.word]), self.status, self.columns])
         self._quiet = True
         self._fill_names()
         self.delta.value = 0.5
         self._quiet = False
-        for menu_ in (self.dataset, self.concept, self.anchor, self.delta, self.trained_for):
+        for menu_ in (self.dataset, self.concept, self.anchor, self.delta, self.trained_for, self.word):
             menu_.observe(self._changed, names="value")
         self.refresh()
 
@@ -71,6 +76,10 @@ class WordBrowser:
         self.concept.options, self.anchor.options = concepts, anchors
         self.concept.value = concepts[0]
         self.anchor.value = anchors[1 % len(anchors)]  # an unrelated anchor: the paper's interesting case
+        self._imported = {f"{self.inspector.store.config(t).get('token', t.source)} ({t.task}, imported)": t
+                          for t in self.inspector.imported(self.dataset.value)}
+        self.word.options = [TRAINED_HERE, *self._imported]
+        self.word.value = TRAINED_HERE
 
     def _changed(self, change):
         if self._quiet:
@@ -82,7 +91,7 @@ class WordBrowser:
         self.refresh()
 
     def select(self, **values) -> dict:
-        """Set menus by name (dataset, concept, anchor, delta, trained_for) and redraw once. Returns the card."""
+        """Set menus by name (dataset, concept, anchor, delta, trained_for, word) and redraw once. Returns the card."""
         self._quiet = True
         if "dataset" in values:
             self.dataset.value = values.pop("dataset")
@@ -99,8 +108,11 @@ class WordBrowser:
         from ..plots.figures import image_grid
 
         self.status.value = "<i>working: a word the store lacks is trained first…</i>"
-        card = self.inspector.card(self.dataset.value, self.concept.value, self.anchor.value, self.delta.value,
-                                   self.trained_for.value, n=self.n, k=self.k)
+        if self.word.value == TRAINED_HERE:
+            card = self.inspector.card(self.dataset.value, self.concept.value, self.anchor.value, self.delta.value,
+                                       self.trained_for.value, n=self.n, k=self.k)
+        else:
+            card = self.inspector.card_of(self._imported[self.word.value], n=self.n, k=self.k)
         columns = []
         for view in card["views"]:
             fig = image_grid([view["images"]], [""], [""] * len(view["images"]), boxes=[view["boxes"]] if view["boxes"]

@@ -21,7 +21,7 @@ from ..models.vision import best_boxes, owl_image_side, owl_logits
 from ..runner import build_task, model, run_trials, stored_maps
 from ..store import ResultStore
 from ..tasks import PROMPTS, make_batch
-from ..trials import Trial, parse_delta
+from ..trials import IMPORTED, Trial, parse_delta
 from .config import StudyConfig
 
 
@@ -88,6 +88,14 @@ def truncation_row(cfg: StudyConfig, dataset: str, concept: str, anchor: str, de
     return images, layers
 
 
+def _activations(text: TextSide, trials: list[Trial], words: torch.Tensor, task: str) -> dict[int, torch.Tensor]:
+    """{layer: [N, D]} end-of-text states of `words` [N, D] (each in its trial's anchor's place in `task`'s prompt)
+    at evenly spaced layers of `text`."""
+    anchor_ids = torch.tensor([single_token_id(text.loaded.tokenizer, t.anchor) for t in trials])
+    ids = text.ids([PROMPTS[task].format(t.anchor) for t in trials])
+    return pooled_activations(text, ids, anchor_ids, words, evenly_spaced_layers(text.num_layers))
+
+
 def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5,
                       transfer_from: str = "classification", method: str = "tsne", perplexity: float = 10.0,
                       seed: int = 0) -> list[dict]:
@@ -95,15 +103,11 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
     encoder, in-domain and for words trained for `transfer_from` mapped into it; projected to 2-D, with kNN purity
     by concept and by anchor (paper Fig. 7 bottom)."""
     store, models = ResultStore(cfg.out), {}
-    loaded = model(models, cfg.profile, task, cfg.device)
-    text = TextSide(loaded)
+    text = TextSide(model(models, cfg.profile, task, cfg.device))
     panels = []
     for row, source in ((f"in-domain ({task})", task), (f"{transfer_from} -> {task}", transfer_from)):
         flat = [t for r in grid_trials(cfg, dataset, source, delta) for t in r]
-        words = _words_in(cfg, flat, task, models, store)
-        anchor_ids = torch.tensor([single_token_id(loaded.tokenizer, t.anchor) for t in flat])
-        ids = text.ids([PROMPTS[task].format(t.anchor) for t in flat])
-        acts = pooled_activations(text, ids, anchor_ids, words, evenly_spaced_layers(text.num_layers))
+        acts = _activations(text, flat, _words_in(cfg, flat, task, models, store), task)
         concepts = [t.concept for t in flat]
         anchors = [t.anchor for t in flat]
         for k, x in acts.items():
@@ -111,6 +115,38 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
                            "labels": concepts, "purity_concept": knn_purity(x, _codes(concepts)),
                            "purity_anchor": knn_purity(x, _codes(anchors))})
     return panels
+
+
+def imported_layer_neighbours(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5,
+                              k: int = 5) -> list[dict]:
+    """Where the imported words of `dataset` (`vw import-word`) sit among the in-domain (concept, anchor) grid
+    words of `task`'s text encoder, layer by layer: the concepts of each one's k nearest grid words (Euclidean, as
+    the purity of Fig. 7). A word imported into another model is first mapped into `task`'s by the store's
+    transfer map. Returns [{"word", "trained_for", "concept", "layer", "nearest", "agree"}] ("nearest": the most
+    common concept among the k; "agree": the share of the k that are its own concept); [] without imported words.
+
+    Usage: rows = imported_layer_neighbours(cfg, "mini-objects", "generation")"""
+    store, models = ResultStore(cfg.out), {}
+    imported = [t for t in store.finished() if t.space == IMPORTED and t.dataset == dataset
+                and t.profile == cfg.profile]
+    if not imported:
+        return []
+    text = TextSide(model(models, cfg.profile, task, cfg.device))
+    grid = [t for r in grid_trials(cfg, dataset, task, delta) for t in r]
+    grid_acts = _activations(text, grid, _words_in(cfg, grid, task, models, store), task)
+    rows = []
+    for trial in imported:
+        word = store.load_words([trial])
+        if trial.task != task:
+            word = stored_maps(cfg.profile, models, store, cfg.transfer_method, cfg.device)[(trial.task, task)](word)
+        name = store.config(trial).get("token", trial.source)
+        for layer, x in _activations(text, [trial], word, task).items():
+            near = torch.cdist(x.double(), grid_acts[layer].double())[0].topk(min(k, len(grid)), largest=False)
+            concepts = [grid[i].concept for i in near.indices.tolist()]
+            rows.append({"word": name, "trained_for": trial.task, "concept": trial.concept, "layer": layer,
+                         "nearest": max(set(concepts), key=lambda c: (concepts.count(c), c == trial.concept)),
+                         "agree": concepts.count(trial.concept) / len(concepts)})
+    return rows
 
 
 def _codes(labels: list[str]) -> list[int]:

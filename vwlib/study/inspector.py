@@ -22,7 +22,7 @@ from ..stats import HEADLINE
 from ..store import ResultStore
 from ..tasks import make_batch
 from ..transfer import nearest_words
-from ..trials import Trial, parse_delta
+from ..trials import IMPORTED, Trial, parse_delta
 from .config import StudyConfig
 
 
@@ -104,15 +104,25 @@ class WordInspector:
         (stored), "nearest" [(word, distance)] * k, "images", "boxes" (detection), "captions"}}."""
         trial = self.trial(dataset, concept, anchor, delta, trained_for, seed)
         self.ensure([trial])
+        return self.card_of(trial, n, k)
+
+    def imported(self, dataset: str) -> list[Trial]:
+        """The words of `dataset` brought in by `vw import-word` (already scored in all three models)."""
+        return [t for t in self.store.finished() if t.space == IMPORTED and t.dataset == dataset
+                and t.profile == self.cfg.profile]
+
+    def card_of(self, trial: Trial, n: int = 3, k: int = 5) -> dict:
+        """`card` of a finished trial of the store (a trained word, or an imported one: see `imported`)."""
+        trained_for = trial.task
         meta = self.store.config(trial)
-        curve = self.store.curve(trial) or {}
-        d_nn = curve.get("d_nn")
+        d_nn = (self.store.curve(trial) or {}).get("d_nn", meta.get("d_nn"))  # an imported word has no curve
         views = []
         for model in [trained_for] + [t for t in TASKS if t != trained_for]:
             metric, label = HEADLINE[model]
             stored = self.store.evaluation(trial, model) or {}
             nearest = nearest_words(TextSide(self.models[model]), self.vector_in(trial, model), k=k)[0]
-            view = {"model": model, "source": "in-domain" if model == trained_for else f"mapped from {trained_for}",
+            own = "imported" if trial.space == IMPORTED else "in-domain"
+            view = {"model": model, "source": own if model == trained_for else f"mapped from {trained_for}",
                     "metric": label, "score": stored.get(metric), "nearest": nearest, "boxes": None}
             if model == "generation":
                 view["images"], votes = self.generations(trial, n)
