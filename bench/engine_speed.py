@@ -10,7 +10,9 @@ Both use the task's own loss code and the profile's steps and learning rate. The
 `--seq-trials` trials (each costs the same), the batched engine all `--trials`; trials per second are compared.
 
 It also prints words per hour of the batched engine and its achieved TFLOP/s (FLOPs of a training step counted by
-torch's FlopCounterMode), and with --peak-tflops the share of the device's peak.
+torch's FlopCounterMode), and with --peak-tflops the share of the device's peak; and the engine's time in parts:
+set-up (the image side), warm-up (the first step's extra), the steady seconds per step (and its TFLOP/s, share of
+peak), scoring per word, and words per hour end to end (set-up, warm-up, the profile's steps, scoring).
 
 Usage:
     python bench/engine_speed.py                       # all three tasks on the mini world, 2 threads
@@ -51,22 +53,38 @@ def image_subset(ds, task: str, concept: str, k: int):
     return replace(ds, train=own[:k] if task == "generation" else own)
 
 
-def run_batched(task_name, model, ds, trials, steps, lr, kwargs, device):
-    """Seconds for the batched engine (all, and the image-side set-up alone), and the FLOPs of its training steps
-    (one step counted, times `steps`)."""
+def run_batched(task_name, model, ds, trials, steps, lr, kwargs, device, eval_kwargs=None):
+    """The batched engine, timed in parts: {"seconds" (set-up + training), "setup" (the cached image side and the
+    batch), "warmup" (the first step: allocations, kernel selection, lazy inits), "steady_step" (seconds per step
+    after it: (time of `steps` steps − time of one) / (steps − 1), each run from a fresh start), "scoring_per_word"
+    (the task's in-domain score of the trained words, per word; with `eval_kwargs`' evaluation settings), "flops"
+    (of one training step, counted by FlopCounterMode, times `steps`)}."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    deltas = [t.delta for t in trials]
     t0 = time.perf_counter()
     task = make_task(task_name, model, ds, **kwargs)  # the cached image side: part of the timed cost
     batch = make_batch(task, trials)
     _sync(device)
     setup = time.perf_counter() - t0
-    train_words(task, batch, [t.delta for t in trials], steps, lr)
+    words, _ = train_words(task, batch, deltas, steps, lr)
     _sync(device)
     seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    train_words(task, make_batch(task, trials), deltas, 1, lr)  # one step alone: the warm-up's share
+    _sync(device)
+    one_step = time.perf_counter() - t1
+    steady = (seconds - setup - one_step) / max(1, steps - 1)
+    scorer = make_task(task_name, model, ds, **{**kwargs, **(eval_kwargs or {})})
+    t2 = time.perf_counter()
+    scorer.evaluate(words, batch)
+    _sync(device)
+    scoring = (time.perf_counter() - t2) / len(trials)
     with FlopCounterMode(display=False) as counter:  # forward + backward of one step, counted, not timed
-        train_words(task, make_batch(task, trials), [t.delta for t in trials], 1, lr)
-    return seconds, setup, counter.get_total_flops() * steps
+        train_words(task, make_batch(task, trials), deltas, 1, lr)
+    return {"seconds": seconds, "setup": setup, "warmup": max(0.0, one_step - steady), "steady_step": steady,
+            "scoring_per_word": scoring, "flops": counter.get_total_flops() * steps,
+            "step_flops": counter.get_total_flops()}
 
 
 def run_sequential(task_name, model, ds, trials, steps, lr, kwargs, device):
@@ -122,13 +140,16 @@ def main(argv=None) -> list[dict]:
         if args.device.startswith("cuda"):
             accelerate(model)
         kwargs = task_kwargs_for(args.profile, task_name)
-        kwargs.pop("num_inference_steps", None), kwargs.pop("guidance_scale", None)  # evaluation-only settings
+        eval_kwargs = {k: kwargs.pop(k) for k in ("num_inference_steps", "guidance_scale") if k in kwargs}
+        if task_name == "generation":  # scoring generates with a scorer: the profile's
+            eval_kwargs["scorer"] = load_model(args.profile, "scorer", device=args.device)
         profile_steps, lr = DEFAULTS[args.profile][task_name]
         steps = args.steps or profile_steps
         trials = trials_for(args.profile, task_name, args.dataset, args.trials, args.delta)
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        batched, setup, flops = run_batched(task_name, model, ds, trials, steps, lr, kwargs, args.device)
+        timing = run_batched(task_name, model, ds, trials, steps, lr, kwargs, args.device, eval_kwargs)
+        batched, setup, flops = timing["seconds"], timing["setup"], timing["flops"]
         sequential = run_sequential(task_name, model, ds, trials[: args.seq_trials], steps, lr, kwargs, args.device)
         row = {"task": task_name, "profile": args.profile, "device": args.device, "threads": args.threads,
                "steps": steps, "batched_trials": len(trials), "sequential_trials": args.seq_trials,
@@ -139,11 +160,18 @@ def main(argv=None) -> list[dict]:
         row["profile_steps"] = profile_steps
         row["words_per_hour_at_profile_steps"] = 3600 * len(trials) / (
             setup + (batched - setup) / steps * profile_steps)
+        row.update({k: timing[k] for k in ("setup", "warmup", "steady_step", "scoring_per_word")})
+        # end to end at the profile's budget: set-up and warm-up once, the steady steps, then scoring every word
+        end_to_end = (setup + timing["warmup"] + timing["steady_step"] * profile_steps
+                      + timing["scoring_per_word"] * len(trials))
+        row["words_per_hour_end_to_end"] = 3600 * len(trials) / end_to_end
         if args.device.startswith("cuda"):
             row["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         row["achieved_tflops"] = flops / batched / 1e12  # of the whole batched run, image-side caching included
+        row["steady_tflops"] = timing["step_flops"] / timing["steady_step"] / 1e12  # training steps alone
         if args.peak_tflops:
             row["share_of_peak"] = row["achieved_tflops"] / args.peak_tflops
+            row["steady_share_of_peak"] = row["steady_tflops"] / args.peak_tflops
         rows.append(row)
         target = TARGETS[task_name]
         print(f"{task_name:<15} batched {row['batched_trials_per_s']:8.3f} trials/s ({len(trials)} trials, {batched:.1f} s)"
@@ -153,6 +181,11 @@ def main(argv=None) -> list[dict]:
               f"({row['words_per_hour']:,.0f} of {steps}), {row['achieved_tflops']:.3f} TFLOP/s achieved"
               + (f" = {100 * row['share_of_peak']:.1f}% of the {args.peak_tflops:g} TFLOP/s peak" if args.peak_tflops
                  else ""), flush=True)
+        print(f"{'':<15} set-up {setup:.2f} s, warm-up {timing['warmup']:.2f} s, steady {timing['steady_step']:.4f} "
+              f"s/step ({row['steady_tflops']:.3f} TFLOP/s"
+              + (f", {100 * row['steady_share_of_peak']:.1f}% of peak" if args.peak_tflops else "")
+              + f"), scoring {timing['scoring_per_word']:.3f} s/word -> {row['words_per_hour_end_to_end']:,.0f} "
+              f"words/hour end to end at {profile_steps} steps", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

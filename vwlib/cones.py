@@ -134,7 +134,7 @@ def modality_gap_table(profile: str, store, trials: list, models: dict | None = 
                 words = store.load_words(group).to(task.text.embedding.weight.device)
                 with torch.no_grad():
                     out = task.text_output(words, batch) if space == "input" else words
-                gaps[f"{space}-space"] = modality_gap(task, out, batch.concept.tolist())
+                gaps[f"{space}-space"] = modality_gap(task, out, batch.concepts)
             for kind, values in gaps.items():
                 mean, lo, hi = bootstrap_ci(values)
                 rows.append({"dataset": dataset, "task": task_name, "embedding": kind, "gap": mean, "ci_low": lo,

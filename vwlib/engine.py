@@ -54,27 +54,35 @@ def masked_adam(init: torch.Tensor, losses_of: Callable[[torch.Tensor], torch.Te
         raise VWError(f"steps must be >= 1, got {steps}")
     params = torch.nn.Parameter(init.clone())
     opt = torch.optim.Adam([params], lr=lr, **ADAM)
-    failed: dict[int, str] = {}
+    # Failures are tracked on the device (the step and the loss at which a row failed) and read once at the end:
+    # the loop reads nothing back from the device between logged steps.
+    alive = torch.ones(len(init), dtype=torch.bool, device=params.device)
+    failed_at = torch.full((len(init),), -1, dtype=torch.long, device=params.device)
+    failed_loss = torch.zeros(len(init), device=params.device)
     log = []
     for step in tqdm(range(steps), disable=not progress, desc=desc, mininterval=2):
         with autocast(params.device):  # bf16 frozen towers on CUDA; the fp32 parameter gets fp32 gradients
             losses = losses_of(params).float()  # [T]
-        for row in torch.nonzero(~torch.isfinite(losses.detach())).flatten().tolist():
-            failed.setdefault(row, f"loss became {float(losses.detach()[row])} at step {step}")
-        alive = torch.tensor([r not in failed for r in range(len(init))], device=params.device)
+        new = alive & ~torch.isfinite(losses.detach())
+        failed_at = torch.where(new, step, failed_at)
+        failed_loss = torch.where(new, losses.detach(), failed_loss)
+        alive = alive & ~new
         opt.zero_grad(set_to_none=True)
         torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
-        if params.grad is not None:
-            params.grad[~alive] = 0  # a failed row stays where it was
-        frozen = params.detach()[~alive].clone()
+        keep = alive[:, None]
+        if params.grad is not None:  # a failed row's gradient may hold NaN (0 · inf): zero it, not scale it
+            params.grad.copy_(torch.where(keep, params.grad, torch.zeros_like(params.grad)))
+        before = params.detach().clone()
         opt.step()
         with torch.no_grad():
-            params[~alive] = frozen
+            params.copy_(torch.where(keep, params, before))  # a failed row stays where it was
             if after_step is not None:
                 after_step(params.data)
         if log_every and (step % log_every == 0 or step == steps - 1):
             log.append({"step": step, "loss": losses.detach().tolist(),
                         "distance": (params.detach() - init).norm(dim=1).tolist()})
+    failed = {row: f"loss became {loss} at step {at}"
+              for row, (at, loss) in enumerate(zip(failed_at.tolist(), failed_loss.tolist())) if at >= 0}
     return params.detach(), {"failed": failed, "final_loss": losses.detach().tolist(), "log": log}
 
 

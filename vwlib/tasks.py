@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .data.datasets import ConceptDataset
 from .metrics import NAME_PROMPT, detection_map, image_votes, text_features, zero_shot_votes
+from .models.accel import to_device
 from .models.text import TextSide
 from .models.tokenizer import single_token_id
 from .models.vision import clip_image_features, owl_image_side, owl_logits, proposal_overlap, sd_latents
@@ -69,6 +70,9 @@ class TrialBatch:
     generators: list[torch.Generator]  # [T] each trial's own randomness: batching never changes a trial
     seeds: list[int] | None = None  # [T] each trial's own seed (for its generations), from its key
 
+    def __post_init__(self):
+        self.concepts = self.concept.tolist()  # the same [T] concept indices on the host: read without a device sync
+
     def __len__(self) -> int:
         return len(self.anchors)
 
@@ -87,11 +91,12 @@ def trial_generator(trial: Trial) -> torch.Generator:
 
 
 def make_batch(task, trials: list[Trial]) -> TrialBatch:
-    """The TrialBatch of `trials` in `task`'s model and dataset (concept indices, anchor ids, own generators)."""
-    tok = task.loaded.tokenizer
+    """The TrialBatch of `trials` in `task`'s model and dataset (concept indices, anchor ids, own generators); its
+    tensors live on the model's device, copied there once rather than at every step."""
+    tok, device = task.loaded.tokenizer, task.text.embedding.weight.device
     return TrialBatch(
-        concept=torch.tensor([task.ds.concept_index(t.concept) for t in trials]),
-        anchor_ids=torch.tensor([single_token_id(tok, t.anchor) for t in trials]),
+        concept=torch.tensor([task.ds.concept_index(t.concept) for t in trials], device=device),
+        anchor_ids=torch.tensor([single_token_id(tok, t.anchor) for t in trials], device=device),
         anchors=[t.anchor for t in trials],
         generators=[trial_generator(t) for t in trials],
         seeds=[trial_seed(t) for t in trials],
@@ -105,9 +110,17 @@ class Task:
         self.loaded, self.ds, self.text = loaded, dataset, TextSide(loaded)
         self.train_labels = torch.tensor([e.label for e in dataset.train])
         self.val_labels = torch.tensor([e.label for e in dataset.val])
+        self._prompt_ids: dict[tuple, torch.Tensor] = {}
 
     def prompt_ids(self, batch: TrialBatch) -> torch.Tensor:
-        return self.text.ids([PROMPTS[self.name].format(a) for a in batch.anchors])
+        """[T, L] ids of the trials' prompts on the model's device, tokenized once per set of anchors (a training
+        loop asks at every step); cut after the longest prompt where the task reads only the pooled output."""
+        key = tuple(batch.anchors)
+        if key not in self._prompt_ids:
+            if len(self._prompt_ids) > 64:
+                self._prompt_ids.clear()
+            self._prompt_ids[key] = self.text.ids([PROMPTS[self.name].format(a) for a in batch.anchors], trim=True)
+        return self._prompt_ids[key]
 
     def text_output(self, vectors: torch.Tensor | None, batch: TrialBatch, layers: int | None = None) -> torch.Tensor:
         """What the text encoder hands the rest of the model, per trial: the prompt with each row's word in place of
@@ -131,11 +144,23 @@ class Task:
         raise NotImplementedError
 
 
-def _signed_cosine(cos: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """−mean(cos over positives) + mean(cos over the rest), per row. cos, positive: [T, K] -> [T]."""
+def signed_cosine(cos: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """−mean(cos over positives) + mean(cos over the rest), per row. cos, positive: [T, K] -> [T]. The paper's
+    classification and detection loss (docs/spec.md §2), as written; the tasks compute it through `prototypes`."""
     pos = positive.to(cos.device, cos.dtype)
     neg = 1 - pos
     return -(cos * pos).sum(1) / pos.sum(1).clamp(min=1) + (cos * neg).sum(1) / neg.sum(1).clamp(min=1)
+
+
+def prototypes(feats: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor | None = None) -> torch.Tensor:
+    """[C, E]: for each row c of `positive` [C, K] (bool), −mean of the positive rows of `feats` [K, E] + mean of
+    the `negative` ones (default: all the others). The signed cosine is linear in the cosine, so
+    `signed_cosine(q @ feats.T, positive)` equals `q @ prototypes(feats, positive).T` exactly (up to float
+    rounding): one dot product per trial and step instead of a cosine with every image or region."""
+    feats = feats.float()
+    pos = positive.to(feats.device, feats.dtype)
+    neg = 1 - pos if negative is None else negative.to(feats.device, feats.dtype)
+    return -(pos @ feats) / pos.sum(1, keepdim=True).clamp(min=1) + (neg @ feats) / neg.sum(1, keepdim=True).clamp(min=1)
 
 
 class ClassificationTask(Task):
@@ -144,11 +169,15 @@ class ClassificationTask(Task):
     def __init__(self, loaded, dataset):
         super().__init__(loaded, dataset)
         self.train_feats = clip_image_features(loaded, [e.image for e in dataset.train])  # [N, E]
+        concepts = torch.arange(len(dataset.concepts))
+        # [C, E]: positives = the concept's training images, negatives = the other concepts' (signed_cosine)
+        self.prototypes = prototypes(self.train_feats, concepts[:, None] == self.train_labels[None])
         self._val_feats = None
 
     def losses_from(self, output, batch):
-        cos = F.normalize(output.float(), dim=-1) @ self.train_feats.t()  # [T, N]
-        return _signed_cosine(cos, self.train_labels[None] == batch.concept[:, None])
+        """[T]: signed_cosine(cos(word, each training image), its concept's images) as one dot product."""
+        proto = self.prototypes[batch.concept.to(self.prototypes.device)]  # [T, E]
+        return (F.normalize(output.float(), dim=-1) * proto).sum(-1)
 
     def name_features(self) -> torch.Tensor:
         """[C, E] unit text features of the dataset's class names: the texts a word competes with."""
@@ -162,7 +191,7 @@ class ClassificationTask(Task):
         words = F.normalize(output.float(), dim=-1)  # [T, E]
         out = []
         for t in range(len(batch)):
-            c = int(batch.concept[t])
+            c = batch.concepts[t]
             classes = names.clone()  # [C, E]
             classes[c] = words[t]  # the word replaces the target's name among the 10 class texts
             chosen = zero_shot_votes(self._val_feats, classes) == c
@@ -186,19 +215,19 @@ class DetectionTask(Task):
             positive[i] = iou >= self.IOU_POSITIVE
             positive[i, iou.argmax()] = True
         self.train_positive = positive.to(self.train_embeds.device)
+        # [C, E]: a concept's loss reads its own images only; positives = its proposals over its objects
+        own = (torch.arange(len(dataset.concepts))[:, None] == self.train_labels[None])[:, :, None]  # [C, N, 1]
+        self.prototypes = prototypes(self.train_embeds.flatten(0, 1), (own & positive[None]).flatten(1),
+                                     (own & ~positive[None]).flatten(1))  # over the N·P regions
         self._val_side = None
 
     def query_features(self, vectors, batch) -> torch.Tensor:
         return F.normalize(self.text_output(vectors, batch).float(), dim=-1)
 
     def losses_from(self, output, batch):
-        q = F.normalize(output.float(), dim=-1)  # [T, E]
-        rows = []
-        for t in range(len(batch)):
-            images = (self.train_labels == batch.concept[t]).to(q.device)  # the concept's own images
-            cos = self.train_embeds[images] @ q[t]  # [n, P]
-            rows.append(_signed_cosine(cos.reshape(1, -1), self.train_positive[images].reshape(1, -1))[0])
-        return torch.stack(rows)
+        """[T]: signed_cosine over the proposals of the trial's concept's training images as one dot product."""
+        proto = self.prototypes[batch.concept.to(self.prototypes.device)]  # [T, E]
+        return (F.normalize(output.float(), dim=-1) * proto).sum(-1)
 
     @torch.no_grad()
     def evaluate_from(self, output, batch):
@@ -208,7 +237,7 @@ class DetectionTask(Task):
         boxes = self._val_side["boxes"].cpu()
         out = []
         for t in range(len(batch)):
-            c = int(batch.concept[t])
+            c = batch.concepts[t]
             # only the concept's own objects are ground truth; other images' detections are false positives
             gts = [{"boxes": torch.tensor(e.boxes if e.label == c else [], dtype=torch.float).reshape(-1, 4),
                     "labels": torch.zeros(len(e.boxes) if e.label == c else 0, dtype=torch.long)} for e in self.ds.val]
@@ -228,28 +257,34 @@ class GenerationTask(Task):
         self.latent_mean, self.latent_std = sd_latents(loaded, [e.image for e in dataset.train])  # [N, C, h, w]
         pipe = loaded.model
         self.unet, self.scheduler = pipe.unet, pipe.scheduler
+        # [n] indices of each concept's training images (CPU), found once rather than at every step
+        self._pools = [torch.nonzero(self.train_labels == c).flatten() for c in range(len(dataset.concepts))]
 
     def losses_from(self, cond, batch):
         """Textual inversion from conditioning `cond` [T, L, D]: each trial draws `batch_per_trial` of its concept's
         images, timesteps and noise from its own generator; the target is the scheduler's (velocity for v-prediction
         models, else the noise)."""
         k, device = self.batch_per_trial, self.latent_mean.device
-        x0, t_all, noise = [], [], []
-        for t in range(len(batch)):
+        shape = (k, *self.latent_mean.shape[1:])
+        picks, eps, t_all, noise = [], [], [], []
+        for t, c in enumerate(batch.concepts):
+            # drawn on the CPU from the trial's own generator, in this order: the same trial gets the same draws on
+            # any device and in any batch
             g = batch.generators[t]
-            pool = torch.nonzero(self.train_labels == batch.concept[t]).flatten()
-            pick = pool[torch.randint(len(pool), (k,), generator=g)]
-            # drawn on the CPU from the trial's own generator: the same trial gets the same draws on any device
-            eps = torch.randn(self.latent_mean[pick].shape, generator=g).to(device)
-            x0.append(self.latent_mean[pick] + self.latent_std[pick] * eps)
-            t_all.append(torch.randint(0, self.scheduler.config.num_train_timesteps, (k,), generator=g).to(device))
-            noise.append(torch.randn(self.latent_mean[pick].shape, generator=g).to(device))
-        x0, steps, noise = torch.cat(x0), torch.cat(t_all), torch.cat(noise)
+            pool = self._pools[c]
+            picks.append(pool[torch.randint(len(pool), (k,), generator=g)])
+            eps.append(torch.randn(shape, generator=g))
+            t_all.append(torch.randint(0, self.scheduler.config.num_train_timesteps, (k,), generator=g))
+            noise.append(torch.randn(shape, generator=g))
+        # one copy of each to the device per step, whatever the number of trials
+        pick, eps, steps, noise = (to_device(torch.cat(x), device) for x in (picks, eps, t_all, noise))
+        x0 = self.latent_mean[pick] + self.latent_std[pick] * eps
         noisy = self.scheduler.add_noise(x0, noise, steps)
         target = (self.scheduler.get_velocity(x0, noise, steps)
                   if self.scheduler.config.prediction_type == "v_prediction" else noise)
         pred = self.unet(noisy, steps, encoder_hidden_states=cond.repeat_interleave(k, 0)).sample
         return F.mse_loss(pred.float(), target, reduction="none").mean((1, 2, 3)).view(len(batch), k).mean(1)
+
 
     @torch.no_grad()
     def generate(self, vectors, batch, seed: int = 0, layers: int | None = None, chunk: int = 32) -> list[list]:
@@ -290,7 +325,7 @@ class GenerationTask(Task):
         out = []
         for t, imgs in enumerate(images):
             votes = image_votes(self.scorer, imgs, names)
-            out.append({"accuracy": float((votes == batch.concept[t]).float().mean())})
+            out.append({"accuracy": float((votes == batch.concepts[t]).float().mean())})
         return out
 
 

@@ -50,8 +50,11 @@ class TextSide:
     def width(self) -> int:
         return self.embedding.weight.shape[1]
 
-    def ids(self, prompts: list[str]) -> torch.Tensor:
-        """[B, max_tokens] ids: <start> prompt <end>, padded with the family's pad id. Too long: VWError."""
+    def ids(self, prompts: list[str], trim: bool = False) -> torch.Tensor:
+        """[B, max_tokens] ids: <start> prompt <end>, padded with the family's pad id. Too long: VWError.
+        trim: [B, L], cut after the longest prompt, for encoders whose task reads only the pooled end-of-text output
+        (the family's `pooled`; else ignored): a causal encoder gives that output exactly, at a fraction of the cost
+        (a classification prompt is 7 of DFN's 77 positions)."""
         rows = self.loaded.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
         out = torch.full((len(rows), self.max_tokens), self.pad_id, dtype=torch.long)
         for i, r in enumerate(rows):
@@ -59,6 +62,8 @@ class TextSide:
                 raise VWError(f"prompt {prompts[i]!r} is {len(r)} tokens; the {self.family} text encoder takes at "
                               f"most {self.max_tokens} (OWL-v2 queries: 16): shorten it")
             out[i, : len(r)] = torch.tensor(r)
+        if trim and self.adapter.pooled:
+            out = out[:, : max(len(r) for r in rows)]
         return out.to(self.embedding.weight.device)
 
     # -- encoding ------------------------------------------------------------------------------------------------

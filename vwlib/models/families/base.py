@@ -9,6 +9,7 @@ A `Family` subclass wraps one loaded model and answers, for that family, every q
 | `block_owner`, `block_attr`     | `getattr(block_owner, block_attr)` is the ModuleList of transformer blocks |
 | `final_norm`                    | the final layer norm applied after the last (or a truncating) block        |
 | `pad_id`, `max_tokens`          | how prompts are padded, and the longest prompt the encoder takes           |
+| `pooled`                        | the task reads only the end-of-text output (prompts may be cut after it)  |
 | `encode_text(ids)`              | the text output a task uses: [B, E] pooled features, or [B, L, D]          |
 | `image_features(images)`        | [N, E] unit image features (CLIP families)                                 |
 | `frozen_modules()`              | the modules a word's training freezes                                      |
@@ -111,6 +112,9 @@ class Family:
         return self.text_module.final_layer_norm
 
     pad_id = 0
+    # The task reads one pooled (end-of-text) output and the encoder is causal: positions after the longest prompt
+    # cannot change it, so prompts may be cut there (`TextSide.ids(trim=True)`). False where every position is used.
+    pooled = True
 
     @property
     def max_tokens(self) -> int:

@@ -46,7 +46,20 @@ class OpenClipFamily(Family):
         return self.model.context_length
 
     def encode_text(self, ids):
-        return self.model.encode_text(ids)
+        if ids.shape[1] == self.model.context_length:
+            return self.model.encode_text(ids)
+        # Prompts cut after their end-of-text token (TextSide.ids(trim=True)): open_clip's encode_text adds all
+        # context_length positions, so run its steps on the first L positions (the causal mask makes it exact).
+        from open_clip.transformer import text_global_pool
+
+        m, n = self.model, ids.shape[1]
+        cast = m.transformer.get_cast_dtype()
+        x = m.token_embedding(ids).to(cast) + m.positional_embedding[:n].to(cast)
+        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:n, :n]))
+        x = text_global_pool(x, ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+        if m.text_projection is not None:
+            x = m.text_projection(x) if isinstance(m.text_projection, torch.nn.Linear) else x @ m.text_projection
+        return x
 
     def text_parameters(self):
         return [p for n, p in self.model.named_parameters() if n.split(".")[0] in TEXT_PARTS]

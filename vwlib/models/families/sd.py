@@ -20,6 +20,7 @@ from .paper_configs import SD21_SCHEDULER, SD21_TEXT_ENCODER, SD21_UNET, SD21_VA
 @register
 class SDFamily(Family):
     name = "sd"
+    pooled = False  # the UNet attends to every position of the 77
     key_file = "model_index.json"
 
     @property

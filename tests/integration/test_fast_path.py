@@ -1,0 +1,86 @@
+"""The fast path's rewrites are exact and sync-free: the prototype form of the signed-cosine losses equals the
+paper's formula, and a training step's host-device synchronisations do not grow with the number of trials
+(counted on the CPU by HostSyncCounter, which sees what would make a CUDA host wait)."""
+
+import pytest
+import torch
+
+from vwlib.engine import train_words
+from vwlib.models.accel import HostSyncCounter
+from vwlib.runner import build_task
+from vwlib.tasks import make_batch, signed_cosine
+from vwlib.trials import Trial
+
+CONCEPTS = ("star", "circle", "square", "cross", "moon", "heart")
+KW = {"generation": {"num_inference_steps": 1}}
+
+
+def _trials(task, n):
+    return [Trial("tiny", task, "mini-objects", c, a, 0.5) for c, a in zip(CONCEPTS[:n], CONCEPTS[1:] + ("ring",))]
+
+
+def test_the_prototype_losses_equal_the_papers_signed_cosine(tiny_models):
+    models = dict(tiny_models)
+    torch.manual_seed(0)
+    for name in ("classification", "detection"):
+        task = build_task("tiny", name, "mini-objects", models)
+        batch = make_batch(task, _trials(name, 5))
+        out = torch.randn(5, task.prototypes.shape[1])
+        q = torch.nn.functional.normalize(out, dim=-1)
+        if name == "classification":  # cos with every training image; positives = the concept's images
+            reference = signed_cosine(q @ task.train_feats.t(), task.train_labels[None] == batch.concept[:, None])
+        else:  # cos with every proposal of the concept's own images; positives = proposals over its objects
+            reference = torch.stack([
+                signed_cosine((task.train_embeds[task.train_labels == c] @ q[t]).reshape(1, -1),
+                              task.train_positive[task.train_labels == c].reshape(1, -1))[0]
+                for t, c in enumerate(batch.concepts)])
+        got = task.losses_from(out, batch)
+        assert got.shape == (5,) and torch.allclose(got, reference, atol=1e-6), name
+        assert reference.std() > 1e-3  # the trials differ: the check is not between constants
+
+
+@pytest.mark.parametrize("name", ["classification", "detection", "generation"])
+def test_host_syncs_per_training_step_do_not_grow_with_the_number_of_trials(name, tiny_models):
+    task = build_task("tiny", name, "mini-objects", dict(tiny_models), KW)
+
+    def syncs(n, steps):
+        trials = _trials(name, n)
+        batch = make_batch(task, trials)
+        with HostSyncCounter() as counter:
+            train_words(task, batch, [t.delta for t in trials], steps, 1e-2)
+        return counter.total
+
+    per_step = {n: (syncs(n, 5) - syncs(n, 2)) / 3 for n in (1, 6)}
+    # Adam's step count (a host tensor, no real sync) and, in OWL's HF text model, its padding-mask check
+    assert per_step[1] == per_step[6] <= 3, per_step
+
+
+def test_the_counter_sees_what_would_make_a_cuda_host_wait():
+    x = torch.arange(6.0)
+    with HostSyncCounter() as counter:
+        float(x[0])
+        x.tolist()
+        x[x > 2]
+        torch.nonzero(x)
+        y = torch.where(x > 2, x, 0.0) * 2  # stays on the device: no sync
+    assert counter.counts == {"aten._local_scalar_dense.default": 1, "tolist": 1,
+                              "aten.index.Tensor (boolean mask)": 1, "aten.nonzero.default": 1}
+    assert y.shape == (6,) and x.tolist() == [0, 1, 2, 3, 4, 5]  # the patch is gone after the block
+
+
+@pytest.mark.parametrize("role", ["classification", "detection", "scorer", "generation"])
+def test_prompts_cut_after_the_end_of_text_token_give_the_same_pooled_output(role, tiny_models):
+    from vwlib.models.text import TextSide
+
+    text = TextSide(tiny_models[role])
+    prompts = ["a photo of a star", "a photo of a red striped heart on grass"]
+    full, cut = text.ids(prompts), text.ids(prompts, trim=True)
+    vectors = torch.randn(2, text.width)
+    anchors = full[:, 4]  # "star", "red": the words replaced
+    with torch.no_grad():
+        a, b = text.encode(full, anchors, vectors), text.encode(cut, anchors, vectors)
+    if role == "generation":  # the UNet reads every position: nothing is cut
+        assert torch.equal(full, cut)
+    else:
+        assert cut.shape == (2, 11) and full.shape[1] > 11 and torch.equal(cut, full[:, :11])
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
