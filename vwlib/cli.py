@@ -387,6 +387,10 @@ def _cmd_probe(args) -> int:
         print("\nimported words (vw import-word) among the in-domain words, layer by layer: the most common concept "
               "of their 5 nearest, and the share that is their own concept")
         print(pd.DataFrame(imported).round(2).to_string(index=False))
+        missing = sorted({r["concept"] for r in imported if r["agree"] is None})
+        if missing:
+            print(f"{', '.join(missing)}: not among the {args.concepts} concepts probed (agree: None); probe more "
+                  f"with --concepts")
     return 0
 
 

@@ -98,7 +98,8 @@ def test_vw_probe_places_an_imported_word_among_the_grid_words_layer_by_layer(tm
     _vw("export-word", str(store.path(trial)), str(tmp_path / "w.safetensors"))
     import_word(tmp_path / "w.safetensors", "classification", "tiny", "mini-objects", "star", store, models=models,
                 task_kwargs=KW)
-    cfg = StudyConfig(profile="tiny", datasets=("mini-objects",), concepts=2, out=str(store.root), device="cpu")
+    cfg = StudyConfig(profile="tiny", datasets=("mini-objects",), concepts=4, out=str(store.root), device="cpu")
+    assert "star" in cfg.concepts_of("mini-objects")
     rows = imported_layer_neighbours(cfg, "mini-objects", "generation", k=3)  # mapped into the generator
     layers = sorted({r["layer"] for r in rows})
     assert len(rows) == len(layers) >= 2 and {r["word"] for r in rows} == {"heart"}  # a word file's token: its anchor
@@ -108,4 +109,7 @@ def test_vw_probe_places_an_imported_word_among_the_grid_words_layer_by_layer(tm
     assert imported_layer_neighbours(cfg, "mini-instances", "generation") == []  # none imported there
     out = _vw("probe", "--profile", "tiny", "--dataset", "mini-objects", "--concepts", "2", "--out", str(store.root))
     section = out.split("imported words (vw import-word)")[1].strip().splitlines()
-    assert len(section) == 2 + len(layers) and all(line.split()[0] == "heart" for line in section[2:])
+    assert len(section) == 3 + len(layers) and all(line.split()[0] == "heart" for line in section[2:-1])
+    # with 2 concepts (circle, square) no probed word is a star: said, not scored as disagreement
+    assert all(line.split()[-1] == "None" for line in section[2:-1])
+    assert section[-1] == "star: not among the 2 concepts probed (agree: None); probe more with --concepts"

@@ -123,7 +123,8 @@ def imported_layer_neighbours(cfg: StudyConfig, dataset: str, task: str = "gener
     words of `task`'s text encoder, layer by layer: the concepts of each one's k nearest grid words (Euclidean, as
     the purity of Fig. 7). A word imported into another model is first mapped into `task`'s by the store's
     transfer map. Returns [{"word", "trained_for", "concept", "layer", "nearest", "agree"}] ("nearest": the most
-    common concept among the k; "agree": the share of the k that are its own concept); [] without imported words.
+    common concept among the k; "agree": the share of the k that are its own concept, None when its concept is not
+    among the grid's); [] without imported words.
 
     Usage: rows = imported_layer_neighbours(cfg, "mini-objects", "generation")"""
     store, models = ResultStore(cfg.out), {}
@@ -143,9 +144,10 @@ def imported_layer_neighbours(cfg: StudyConfig, dataset: str, task: str = "gener
         for layer, x in _activations(text, [trial], word, task).items():
             near = torch.cdist(x.double(), grid_acts[layer].double())[0].topk(min(k, len(grid)), largest=False)
             concepts = [grid[i].concept for i in near.indices.tolist()]
+            probed = trial.concept in {t.concept for t in grid}  # else no grid word can agree with it
             rows.append({"word": name, "trained_for": trial.task, "concept": trial.concept, "layer": layer,
                          "nearest": max(set(concepts), key=lambda c: (concepts.count(c), c == trial.concept)),
-                         "agree": concepts.count(trial.concept) / len(concepts)})
+                         "agree": concepts.count(trial.concept) / len(concepts) if probed else None})
     return rows
 
 
