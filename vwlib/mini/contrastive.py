@@ -75,17 +75,21 @@ def open_clip_tower(model) -> Tower:
 
 def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size: int, batch: int = 128,
                       lr: float = 2e-3, pool_size: int = 30000, log_every: int = 50, device: str = "cpu",
-                      distractors: int = DISTRACTORS, desc: str = "contrastive", **pool_kwargs) -> list:
+                      distractors: int = DISTRACTORS, desc: str = "contrastive", weight_decay: float = 0.05,
+                      logit_scale_range: tuple[float, float] = (1.0, 100.0), **pool_kwargs) -> list:
     """Train `tower` contrastively on captioned world images (multi-positive InfoNCE with `distractors` extra
     caption negatives per step), its known token rows frozen. Batches are drawn on the CPU from the seeded generator,
-    so `device` changes the arithmetic's order, not the data. Returns the loss curve [(step, loss)]."""
+    so `device` changes the arithmetic's order, not the data. `weight_decay` (AdamW, weight matrices only) and
+    `logit_scale_range` (the learned inverse temperature is clamped to it; CLIP's: up to 100; equal ends fix it) are
+    recipe levers for the towers' sensitivity.
+    Returns the loss curve [(step, loss)]."""
     model = tower.module.train().to(device)
     freeze_rows(tower.token_embedding, known_token_ids())
     pool = caption_pool(pool_size, image_size, seed=seed * 1000, **pool_kwargs)
     ids = tokenize(tokenizer, pool.captions, tower.context, pad_id=0)
     caption_index = {c: i for i, c in enumerate(sorted(set(pool.captions)))}
     cap = torch.tensor([caption_index[c] for c in pool.captions])
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     g = torch.Generator().manual_seed(seed)
     curve = []
     for step in (bar := tqdm(range(steps), desc=desc, mininterval=5)):
@@ -103,7 +107,7 @@ def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size
         loss.backward()
         opt.step()
         with torch.no_grad():  # CLIP's clamp of the temperature
-            tower.logit_scale.clamp_(0, math.log(100))
+            tower.logit_scale.clamp_(*(math.log(x) for x in logit_scale_range))
         if step % log_every == 0 or step == steps - 1:
             curve.append((step, float(loss.detach())))
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")

@@ -254,8 +254,8 @@ def transfer_matrix(scores: pd.DataFrame, delta: float | None = None):
     axes[0, 0].set_ylabel("trained for")
     fig.suptitle(f"mean score at δ = {'∞' if math.isinf(delta) else f'{delta:g}'} (diagonal: in-domain)", fontsize=9)
     fig.tight_layout()
-    means = at.groupby(["dataset", "trained_for", "evaluated_on"], as_index=False)["score"].mean()
-    return _with_numbers(fig, means.rename(columns={"score": "mean"}))
+    # the numbers beside it carry the 95% CIs the heatmap does not draw: the comparison of make figures reads them
+    return _with_numbers(fig, summary(at, by=("dataset", "trained_for", "evaluated_on")))
 
 
 GAP_MARKERS = {"name prompt": "s", "input-space": "o", "output-space": "D"}
