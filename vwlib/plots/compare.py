@@ -5,7 +5,9 @@ A figure is *equal* (every cell the same), *within tolerance* (numbers moved by 
 rounding on another machine, say), or *different* (a number moved further, or rows or labels changed: a broken
 install or a changed result). Where the numbers carry 95% CIs (columns ci_low, ci_high), a row's numbers may move by
 half of that row's committed CI (a move that small cannot change what the figure says; a row whose CI has no width
-takes the figure's narrowest positive one); without CIs by 0.005 (the last digits of a mean over 100 trials).
+takes the figure's narrowest positive one; the CI bounds themselves set the tolerance and are not compared: a
+bootstrap CI of a nearly all-zero sample jumps when one vote flips); without CIs by 0.005 (the last digits of a
+mean over 100 trials).
 
 Why per row: float rounding that differs by 1e-8 between two machines (or two exact rewrites of a loss) stays at
 1e-8 for a word held within δ ≤ 0.5 of its anchor, but Adam amplifies it along the flat directions of an
@@ -72,6 +74,8 @@ def compare_table(figure: str, new: pd.DataFrame, reference: pd.DataFrame) -> Co
     numeric = [c for c in reference.columns if pd.api.types.is_numeric_dtype(reference[c])
                and pd.api.types.is_numeric_dtype(new[c])]
     labels = [c for c in reference.columns if c not in numeric]
+    if why.startswith("half"):  # the CIs set the tolerance; what is compared is where the points sit
+        numeric = [c for c in numeric if c not in ("ci_low", "ci_high")]
     changed = [c for c in labels if not new[c].astype(str).equals(reference[c].astype(str))]
     if changed:
         return Comparison(figure, "different", math.nan, tol, f"labels changed in column(s) {', '.join(changed)}")
