@@ -74,26 +74,32 @@ def compare_table(figure: str, new: pd.DataFrame, reference: pd.DataFrame) -> Co
     numeric = [c for c in reference.columns if pd.api.types.is_numeric_dtype(reference[c])
                and pd.api.types.is_numeric_dtype(new[c])]
     labels = [c for c in reference.columns if c not in numeric]
-    if why.startswith("half"):  # the CIs set the tolerance; what is compared is where the points sit
-        numeric = [c for c in numeric if c not in ("ci_low", "ci_high")]
     changed = [c for c in labels if not new[c].astype(str).equals(reference[c].astype(str))]
     if changed:
         return Comparison(figure, "different", math.nan, tol, f"labels changed in column(s) {', '.join(changed)}")
-    a, b = new[numeric].astype(float).to_numpy(), reference[numeric].astype(float).to_numpy()
-    same = (a == b) | ((a != a) & (b != b))  # equal (inf included), or nan on both sides
-    with np.errstate(invalid="ignore"):  # inf - inf
-        diff = abs(a - b)
-    diff[same] = 0.0
+    diff = _differences(new[numeric], reference[numeric])
+    if not diff.size or diff.max() == 0:  # every number the same, CI bounds included
+        return Comparison(figure, "equal", 0.0, tol, why)
     if np.isnan(diff).any():  # a number appeared or vanished (nan on one side)
         return Comparison(figure, "different", math.nan, tol, "a number is missing on one side")
-    if not diff.size or diff.max() == 0:
-        return Comparison(figure, "equal", 0.0, tol, why)
+    if why.startswith("half"):  # the CI bounds set the tolerance; what is compared is where the points sit
+        diff = diff[:, [c not in ("ci_low", "ci_high") for c in numeric]]
     # the row that used most of its tolerance speaks for the figure
     row = int((diff.max(1) / tols).argmax())
     largest, tol = float(diff[row].max()), float(tols[row])
     if largest <= tol:
         return Comparison(figure, "within tolerance", largest, tol, why)
     return Comparison(figure, "different", largest, tol, f"largest difference {largest:.4g} > {tol:.4g}, {why}")
+
+
+def _differences(new: pd.DataFrame, reference: pd.DataFrame) -> np.ndarray:
+    """[rows, columns] |new − reference|: 0 where equal (inf included) or nan on both sides, nan where one side is."""
+    a, b = new.astype(float).to_numpy(), reference.astype(float).to_numpy()
+    same = (a == b) | ((a != a) & (b != b))
+    with np.errstate(invalid="ignore"):  # inf - inf
+        diff = abs(a - b)
+    diff[same] = 0.0
+    return diff
 
 
 def committed_tables(folder: Path) -> dict[str, str]:
