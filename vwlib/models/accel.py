@@ -96,7 +96,7 @@ class HostSyncCounter:
                         counter._add(f"{name} (boolean mask)")
                 elif name in ("aten._to_copy.default", "aten.copy_.default"):
                     src = args[1] if name == "aten.copy_.default" else args[0]
-                    dst = args[0].device if name == "aten.copy_.default" else kwargs.get("device", src.device)
+                    dst = args[0].device if name == "aten.copy_.default" else kwargs.get("device") or src.device
                     if (isinstance(src, torch.Tensor) and torch.device(dst).type != src.device.type
                             and not kwargs.get("non_blocking", False)):
                         counter._add("copy between host and device")

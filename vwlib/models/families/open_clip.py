@@ -45,6 +45,12 @@ class OpenClipFamily(Family):
     def max_tokens(self) -> int:
         return self.model.context_length
 
+    @property
+    def pooled(self) -> bool:
+        # cutting prompts is exact only under a causal mask (every CLIP text tower has one; a tower without it
+        # attends to the padding too, and keeps its full context)
+        return getattr(self.model, "attn_mask", None) is not None
+
     def encode_text(self, ids):
         if ids.shape[1] == self.model.context_length:
             return self.model.encode_text(ids)
