@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import VWError
 from .roles import TASKS
-from .trials import Trial
+from .trials import IMPORTED, Trial
 
 
 def _dump(obj) -> str:
@@ -155,6 +155,11 @@ class ResultStore:
         if trials is None:
             trials = [Trial.from_dict(read_config(d)) for d in self.trial_dirs()]
         return [t for t in trials if self.done(t) and self.status(t) == status]
+
+    def imported(self, profile: str, dataset: str) -> list[tuple[str, Trial]]:
+        """[(token, trial)] of the words `vw import-word` brought into this store for `dataset` of `profile`."""
+        return [(self.config(t).get("token", t.source), t) for t in self.finished()
+                if t.space == IMPORTED and t.dataset == dataset and t.profile == profile]
 
     # -- derived measurements (vw fidelity) ------------------------------------------------------------------------
     def record_path(self, name: str) -> Path:

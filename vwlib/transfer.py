@@ -156,18 +156,20 @@ def map_quality(tmap: TransferMap, Y: torch.Tensor, X: torch.Tensor) -> dict:
     return {"r2": r2, "mean_cosine": cos}
 
 
-def nearest_words(text, vectors: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
-    """For each row of `vectors` [T, D]: the k nearest known vocabulary words of `text`'s model, with distances."""
+def _nearest_rows(text, vectors: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distances [T, k], token ids [T, k], both on the CPU) of the k known rows nearest each row of `vectors`."""
     ids = text.known_ids()
     table = text.embedding.weight.detach()[ids].float()
-    dist = torch.cdist(vectors.float().to(table.device), table)
-    top = dist.topk(k, largest=False)
+    top = torch.cdist(vectors.float().to(table.device), table).topk(min(k, len(ids)), largest=False)
+    return top.values.cpu(), ids[top.indices.cpu()]  # known ids live on the CPU
+
+
+def nearest_words(text, vectors: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
+    """For each row of `vectors` [T, D]: the k nearest known vocabulary words of `text`'s model, with distances."""
+    dist, ids = _nearest_rows(text, vectors, k)
     tok = text.loaded.tokenizer
-    out = []
-    for row_d, row_i in zip(top.values.cpu(), top.indices.cpu()):  # known ids live on the CPU
-        words = tok.convert_ids_to_tokens(ids[row_i].tolist())
-        out.append([(w.replace("</w>", ""), float(d)) for w, d in zip(words, row_d)])
-    return out
+    return [[(w.replace("</w>", ""), float(d)) for w, d in zip(tok.convert_ids_to_tokens(row_i.tolist()), row_d)]
+            for row_d, row_i in zip(dist, ids)]
 
 
 def nearest_typable_word(text, vector: torch.Tensor, k: int = 256) -> tuple[str, int, float]:
@@ -177,15 +179,13 @@ def nearest_typable_word(text, vector: torch.Tensor, k: int = 256) -> tuple[str,
     nearest rows, the first typable one; a VWError if none is.
 
     Usage: word, token_id, distance = nearest_typable_word(TextSide(loaded), vector)"""
-    ids = text.known_ids()
-    table = text.embedding.weight.detach()[ids].float()
-    top = torch.cdist(vector.float().reshape(1, -1).to(table.device), table)[0].topk(min(k, len(ids)), largest=False)
+    dist, ids = _nearest_rows(text, vector.reshape(1, -1), k)
     tok = text.loaded.tokenizer
-    for d, i in zip(top.values.tolist(), ids[top.indices.cpu()].tolist()):
+    for d, i in zip(dist[0].tolist(), ids[0].tolist()):
         word = tok.convert_ids_to_tokens(i).replace("</w>", "")
         if tok(word, add_special_tokens=False)["input_ids"] == [i]:
             return word, i, d
-    raise VWError(f"none of the {len(top.values)} known rows nearest to this vector is a word a prompt can name")
+    raise VWError(f"none of the {ids.shape[1]} known rows nearest to this vector is a word a prompt can name")
 
 
 # --------------------------------------------------------------------------------------------------------------

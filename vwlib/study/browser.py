@@ -76,8 +76,8 @@ class WordBrowser:
         self.concept.options, self.anchor.options = concepts, anchors
         self.concept.value = concepts[0]
         self.anchor.value = anchors[1 % len(anchors)]  # an unrelated anchor: the paper's interesting case
-        self._imported = {f"{self.inspector.store.config(t).get('token', t.source)} ({t.task}, imported)": t
-                          for t in self.inspector.imported(self.dataset.value)}
+        self._imported = {f"{name} ({t.task}, imported)": t
+                          for name, t in self.inspector.store.imported(self.inspector.cfg.profile, self.dataset.value)}
         self.word.options = [TRAINED_HERE, *self._imported]
         self.word.value = TRAINED_HERE
 

@@ -21,7 +21,7 @@ from ..models.vision import best_boxes, owl_image_side, owl_logits
 from ..runner import build_task, model, run_trials, stored_maps
 from ..store import ResultStore
 from ..tasks import PROMPTS, make_batch
-from ..trials import IMPORTED, Trial, parse_delta
+from ..trials import Trial, parse_delta
 from .config import StudyConfig
 
 
@@ -128,19 +128,19 @@ def imported_layer_neighbours(cfg: StudyConfig, dataset: str, task: str = "gener
 
     Usage: rows = imported_layer_neighbours(cfg, "mini-objects", "generation")"""
     store, models = ResultStore(cfg.out), {}
-    imported = [t for t in store.finished() if t.space == IMPORTED and t.dataset == dataset
-                and t.profile == cfg.profile]
+    imported = store.imported(cfg.profile, dataset)
     if not imported:
         return []
     text = TextSide(model(models, cfg.profile, task, cfg.device))
     grid = [t for r in grid_trials(cfg, dataset, task, delta) for t in r]
     grid_acts = _activations(text, grid, _words_in(cfg, grid, task, models, store), task)
+    maps = None
     rows = []
-    for trial in imported:
+    for name, trial in imported:
         word = store.load_words([trial])
         if trial.task != task:
-            word = stored_maps(cfg.profile, models, store, cfg.transfer_method, cfg.device)[(trial.task, task)](word)
-        name = store.config(trial).get("token", trial.source)
+            maps = maps or stored_maps(cfg.profile, models, store, cfg.transfer_method, cfg.device)
+            word = maps[(trial.task, task)](word)
         for layer, x in _activations(text, [trial], word, task).items():
             near = torch.cdist(x.double(), grid_acts[layer].double())[0].topk(min(k, len(grid)), largest=False)
             concepts = [grid[i].concept for i in near.indices.tolist()]

@@ -106,11 +106,6 @@ class WordInspector:
         self.ensure([trial])
         return self.card_of(trial, n, k)
 
-    def imported(self, dataset: str) -> list[Trial]:
-        """The words of `dataset` brought in by `vw import-word` (already scored in all three models)."""
-        return [t for t in self.store.finished() if t.space == IMPORTED and t.dataset == dataset
-                and t.profile == self.cfg.profile]
-
     def card_of(self, trial: Trial, n: int = 3, k: int = 5) -> dict:
         """`card` of a finished trial of the store (a trained word, or an imported one: see `imported`)."""
         trained_for = trial.task
