@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .data.datasets import ConceptDataset
-from .metrics import NAME_PROMPT, detection_map, image_votes, text_features, zero_shot_votes
+from .metrics import NAME_PROMPT, detection_maps, image_votes, text_features, zero_shot_votes
 from .models.accel import to_device
 from .models.text import TextSide
 from .models.tokenizer import single_token_id
@@ -233,16 +233,11 @@ class DetectionTask(Task):
     def evaluate_from(self, output, batch):
         if self._val_side is None:
             self._val_side = owl_image_side(self.loaded, [e.image for e in self.ds.val])
-        scores = owl_logits(self._val_side, F.normalize(output.float(), dim=-1)).sigmoid().cpu()  # [M, P, T]
-        boxes = self._val_side["boxes"].cpu()
-        out = []
-        for t in range(len(batch)):
-            c = batch.concepts[t]
-            # only the concept's own objects are ground truth; other images' detections are false positives
-            gts = [{"boxes": torch.tensor(e.boxes if e.label == c else [], dtype=torch.float).reshape(-1, 4),
-                    "labels": torch.zeros(len(e.boxes) if e.label == c else 0, dtype=torch.long)} for e in self.ds.val]
-            out.append(detection_map(boxes, scores[:, :, t:t + 1], gts))
-        return out
+        scores = owl_logits(self._val_side, F.normalize(output.float(), dim=-1)).sigmoid()  # [M, P, T]
+        # only the concept's own objects are ground truth; other images' detections are false positives
+        own = {c: [torch.tensor(e.boxes if e.label == c else [], dtype=torch.float).reshape(-1, 4) for e in self.ds.val]
+               for c in set(batch.concepts)}
+        return detection_maps(self._val_side["boxes"], scores, [own[c] for c in batch.concepts])
 
 
 class GenerationTask(Task):

@@ -57,7 +57,7 @@ def detect(loaded, images, queries: list[str]) -> tuple[torch.Tensor, torch.Tens
 
 def detection_map(loaded, ds: ConceptDataset, queries: list[str] | None = None) -> dict:
     """COCO mAP@[.5:.95] and mAP@0.5 of one query per concept over all of `ds.val`, scored by the study's detection
-    evaluator primitive (per-query NMS, torchmetrics)."""
+    evaluator primitive (per-query NMS, COCO mAP as pycocotools computes it)."""
     queries = queries or [f"a {ds.display_name(c)}" for c in ds.concepts]
     scores, boxes = detect(loaded, [e.image for e in ds.val], queries)
     targets = [{"boxes": torch.tensor(e.boxes, dtype=torch.float).reshape(-1, 4),
