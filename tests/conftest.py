@@ -1,4 +1,5 @@
-"""Shared test set-up: never touch the network, keep torch to the machine's 2 cores."""
+"""Shared test set-up: never touch the network; share the machine's cores between the parallel test workers
+(`make test` runs pytest-xdist, one worker per core), so that no worker's torch threads compete with another's."""
 
 import os
 
@@ -8,7 +9,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Under xdist each worker gets its share of the cores; the notebook kernels and `vw` processes a test starts read
+# OMP_NUM_THREADS. Alone (plain pytest): 2 threads, as on the project's 2-core machines.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+if WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+torch.set_num_threads(THREADS)
 
 
 def pytest_collection_modifyitems(config, items):

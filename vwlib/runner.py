@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .cones import OutputSpace, train_output_words
-from .data.datasets import load_dataset
+from .data.datasets import is_folder_dataset, load_dataset
 from .engine import nearest_word_distance, train_words
 from .errors import VWError
 from .export import read_textual_inversion
@@ -49,30 +49,23 @@ def build_task(profile: str, task_name: str, dataset: str, models: dict, task_kw
     and, for generation, the profile's scorer (`scorer=False`: a generator that only draws, and loads no scorer).
     Models missing from `models` ({role: Loaded}) are loaded into it.
 
+    A task is built once per loaded model, dataset and options, and kept on the model (`Loaded.meta["tasks"]`):
+    building computes the frozen image side (features, OWL proposals, VAE latents), the costly part, and every
+    later caller (training groups, transfers, figures, the fidelity checks) reuses it. A folder of your own is read
+    again at every call, so that images added to it are seen.
+
     Usage: clf = build_task("mini", "classification", "mini-objects", load_models("mini"))"""
     kwargs = task_kwargs_for(profile, task_name, task_kwargs)
     if task_name == "generation" and "scorer" not in kwargs:
         kwargs["scorer"] = model(models, profile, "scorer", device) if scorer else None
-    return make_task(task_name, model(models, profile, task_name, device), load_dataset(dataset), **kwargs)
-
-
-class TaskCache:
-    """Each (task, dataset) built once (by `build_task`) for loaded models: building caches the image side, the
-    costly part.
-
-    Usage:
-        tasks = TaskCache("mini", load_models("mini"))
-        clf = tasks("classification", "mini-objects")   # the same object on the next call
-    models: {role: Loaded}."""
-
-    def __init__(self, profile: str, models: dict, task_kwargs: dict | None = None, device: str = "cpu"):
-        self.profile, self.models, self.task_kwargs, self.device, self.built = profile, models, task_kwargs, device, {}
-
-    def __call__(self, task_name: str, dataset: str):
-        if (task_name, dataset) not in self.built:
-            self.built[(task_name, dataset)] = build_task(self.profile, task_name, dataset, self.models,
-                                                          self.task_kwargs, self.device)
-        return self.built[(task_name, dataset)]
+    loaded = model(models, profile, task_name, device)
+    if is_folder_dataset(dataset):
+        return make_task(task_name, loaded, load_dataset(dataset), **kwargs)
+    key = (task_name, dataset, tuple(sorted((k, id(v) if k == "scorer" else v) for k, v in kwargs.items())))
+    built = loaded.meta.setdefault("tasks", {})
+    if key not in built:
+        built[key] = make_task(task_name, loaded, load_dataset(dataset), **kwargs)
+    return built[key]
 
 
 def stored_maps(profile: str, models: dict, store, method: str = "lstsq", device: str = "cpu"

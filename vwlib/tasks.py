@@ -280,7 +280,6 @@ class GenerationTask(Task):
         pred = self.unet(noisy, steps, encoder_hidden_states=cond.repeat_interleave(k, 0)).sample
         return F.mse_loss(pred.float(), target, reduction="none").mean((1, 2, 3)).view(len(batch), k).mean(1)
 
-
     @torch.no_grad()
     def generate(self, vectors, batch, seed: int = 0, layers: int | None = None, chunk: int = 32) -> list[list]:
         """`images_per_trial` PIL images per trial from its prompt with its word (optionally a truncated encoder)."""

@@ -5,6 +5,7 @@ paper's formula, and a training step's host-device synchronisations do not grow 
 import pytest
 import torch
 
+from vwlib.data.datasets import load_dataset
 from vwlib.engine import train_words
 from vwlib.models.accel import HostSyncCounter
 from vwlib.runner import build_task
@@ -84,3 +85,24 @@ def test_prompts_cut_after_the_end_of_text_token_give_the_same_pooled_output(rol
     else:
         assert cut.shape == (2, 11) and full.shape[1] > 11 and torch.equal(cut, full[:, :11])
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+
+
+def test_a_task_is_built_once_per_model_dataset_and_options_and_a_folder_is_read_again(tiny_models, tmp_path):
+    """Building a task computes its frozen image side: every caller of the same model, dataset and options gets the
+    one task; a folder of your own is read at every call, so that images added to it count."""
+    models = dict(tiny_models)
+    clf = build_task("tiny", "classification", "mini-objects", models)
+    assert build_task("tiny", "classification", "mini-objects", models) is clf
+    assert build_task("tiny", "classification", "mini-scenes", models) is not clf
+    gen = build_task("tiny", "generation", "mini-objects", models, KW)
+    assert build_task("tiny", "generation", "mini-objects", models, KW) is gen
+    assert build_task("tiny", "generation", "mini-objects", models, {"generation": {"num_inference_steps": 2}}) is not gen
+    folder = tmp_path / "shapes"
+    ds = load_dataset("mini-objects")
+    for name in ("star", "heart", "moon"):
+        (folder / name).mkdir(parents=True)
+        for k, e in enumerate([e for e in ds.train if e.label == ds.concept_index(name)][:3]):
+            e.image.save(folder / name / f"{k}.png")
+        if name == "heart":
+            assert build_task("tiny", "classification", str(folder), models).ds.concepts == ["heart", "star"]
+    assert build_task("tiny", "classification", str(folder), models).ds.concepts == ["heart", "moon", "star"]

@@ -25,9 +25,11 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -42,7 +44,7 @@ from ..models.profiles import evaluator_fingerprint, fingerprint
 from ..models.text import TextSide
 from ..models.tokenizer import single_token_id
 from ..roles import TASKS
-from ..runner import TaskCache, load_models, run_trials, stored_maps, transfer_all
+from ..runner import build_task, load_models, run_trials, stored_maps, transfer_all
 from ..stats import HEADLINE, PAPER_ANALOGUE, bootstrap_ci, headline, paper_reference
 from ..store import ResultStore
 from ..tasks import PROMPTS, make_batch
@@ -151,7 +153,7 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, ("input",), trials)
     stamp = _stamp(cfg)
     out = {"floors": {}, "names": {}, "delta0": {}}
-    tasks = TaskCache(cfg.profile, models, cfg.task_kwargs, device)
+    tasks = functools.partial(build_task, cfg.profile, models=models, task_kwargs=cfg.task_kwargs, device=device)
     for dataset in cfg.datasets:
         concepts = cfg.concepts_of(dataset)
         own = [own_anchor(dataset, c) for c in concepts]
@@ -198,7 +200,7 @@ def _vocabulary(maps: dict, texts: dict, words: list[str]) -> dict:
 
 
 @torch.no_grad()
-def _delta0(cfg: StudyConfig, tasks: TaskCache, texts: dict, maps: dict) -> dict:
+def _delta0(cfg: StudyConfig, tasks: Callable, texts: dict, maps: dict) -> dict:
     """The δ = 0 control: each grid trial's anchor row itself (no training), mapped into each other model and scored
     there; and in its own model (the anchor word as it is). {"<dataset>/<src>-><dst>": {"scores": [T], "own": [T]
     (whether the trial's anchor is its concept's own)}}."""

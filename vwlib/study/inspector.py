@@ -9,6 +9,8 @@ Usage:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..data.datasets import load_dataset, own_anchor
@@ -17,7 +19,7 @@ from ..models.accel import resolve_device
 from ..models.text import TextSide
 from ..models.vision import best_boxes, clip_image_features, owl_image_side, owl_logits
 from ..roles import TASKS
-from ..runner import TaskCache, load_models, run_trials, stored_maps, transfer_all
+from ..runner import build_task, load_models, run_trials, stored_maps, transfer_all
 from ..stats import HEADLINE
 from ..store import ResultStore
 from ..tasks import make_batch
@@ -42,7 +44,8 @@ class WordInspector:
         self.device = resolve_device(cfg.device)
         self.store = ResultStore(cfg.out)
         self.models = models if models is not None else load_models(cfg.profile, self.device)
-        self.tasks = TaskCache(cfg.profile, self.models, cfg.task_kwargs, self.device)
+        self.tasks = functools.partial(build_task, cfg.profile, models=self.models, task_kwargs=cfg.task_kwargs,
+                                       device=self.device)  # (task, dataset) -> the model's one task
         self._maps = None
 
     def trial(self, dataset: str, concept: str, anchor: str, delta, trained_for: str, seed: int = 0) -> Trial:
