@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from ..tokenizer import EOS_ID, clip_tokenizer
 from .base import Loaded, TransformersFamily, batches, folder_tokenizer, register, tiny_dual_config
-from .owl import attention_mask
 from .paper_configs import CLIP_VIT_L14
 
 
@@ -31,7 +30,7 @@ class HFClipFamily(TransformersFamily):
         return self.model.config.text_config.max_position_embeddings
 
     def encode_text(self, ids):
-        out = self.model.get_text_features(input_ids=ids, attention_mask=attention_mask(ids, self.pad_id))
+        out = self.model.get_text_features(input_ids=ids)  # causal, end-of-text read: no padding mask (see OwlFamily)
         return getattr(out, "pooler_output", out)
 
     @torch.no_grad()

@@ -10,16 +10,9 @@ from pathlib import Path
 
 import torch
 
-from ..tokenizer import EOS_ID, clip_tokenizer
+from ..tokenizer import clip_tokenizer
 from .base import Loaded, TransformersFamily, batches, folder_tokenizer, register, tiny_dual_config
 from .paper_configs import OWLV2_BASE_PATCH16, OWLV2_IMAGE_SIZE
-
-
-def attention_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """[B, L]: 1 on real tokens; the end-of-text token counts even where it equals the pad id."""
-    mask = (ids != pad_id).long()
-    mask[torch.arange(len(ids)), (ids == EOS_ID).int().argmax(1)] = 1
-    return mask
 
 
 @register
@@ -33,7 +26,10 @@ class OwlFamily(TransformersFamily):
         return self.model.owlv2.text_model
 
     def encode_text(self, ids):
-        out = self.model.owlv2.get_text_features(input_ids=ids, attention_mask=attention_mask(ids, self.pad_id))
+        # No padding mask: the text tower is causal and only the end-of-text output is read, which attends to the
+        # real tokens before it with or without one; and the mask's check in transformers (`padding_mask.all()`)
+        # is a host sync at every step (tests/integration/test_fast_path.py counts them).
+        out = self.model.owlv2.get_text_features(input_ids=ids)
         return getattr(out, "pooler_output", out)
 
     @torch.no_grad()
