@@ -61,7 +61,9 @@ def build_task(profile: str, task_name: str, dataset: str, models: dict, task_kw
     loaded = model(models, profile, task_name, device)
     if is_folder_dataset(dataset):
         return make_task(task_name, loaded, load_dataset(dataset), **kwargs)
-    key = (task_name, dataset, tuple(sorted((k, id(v) if k == "scorer" else v) for k, v in kwargs.items())))
+    # options by value; a model (the scorer) or any other object by identity
+    key = (task_name, dataset, tuple(sorted((k, v if isinstance(v, (bool, int, float, str, type(None))) else id(v))
+                                            for k, v in kwargs.items())))
     built = loaded.meta.setdefault("tasks", {})
     if key not in built:
         built[key] = make_task(task_name, loaded, load_dataset(dataset), **kwargs)
