@@ -106,12 +106,13 @@ def coco_precision(det_boxes: list[list[torch.Tensor]], det_scores: list[list[to
     det_boxes[q][m] [n, 4] xyxy and det_scores[q][m] [n]: query q's detections in image m, in the order pycocotools
     would receive them; gt_boxes[q][m] [k, 4]. Follows COCOeval.evaluateImg / accumulate (area "all", maxDets 100,
     no crowds) step by step; equal to pycocotools via torchmetrics to the last bit (tests/unit/test_coco_map.py)."""
+    det_scores = [[s.float() for s in row] for row in det_scores]
+    det_boxes = [[b.float().reshape(-1, 4) for b in row] for row in det_boxes]
     # Each image's detections by score, stable (pycocotools: mergesort), cut at MAX_DETECTIONS
-    order = [[torch.sort(s.float(), descending=True, stable=True).indices[:MAX_DETECTIONS] for s in row]
-             for row in det_scores]
+    order = [[torch.sort(s, descending=True, stable=True).indices[:MAX_DETECTIONS] for s in row] for row in det_scores]
     width = max([1] + [len(o) for row in order for o in row])
-    scores, dv = _pad([[s.float()[o] for s, o in zip(*r)] for r in zip(det_scores, order)], width, -1.0)  # [Q, M, D]
-    dboxes, _ = _pad([[b.float().reshape(-1, 4)[o] for b, o in zip(*r)] for r in zip(det_boxes, order)], width, 0.0)
+    scores, dv = _pad([[s[o] for s, o in zip(*r)] for r in zip(det_scores, order)], width, -1.0)  # [Q, M, D]
+    dboxes, _ = _pad([[b[o] for b, o in zip(*r)] for r in zip(det_boxes, order)], width, 0.0)
     gboxes, gv = _pad([[b.float().reshape(-1, 4) for b in row] for row in gt_boxes],
                       max([1] + [len(b) for row in gt_boxes for b in row]), 0.0)  # [Q, M, G, 4], [Q, M, G]
     ious = _iou_coco(dboxes, gboxes)  # [Q, M, D, G]
