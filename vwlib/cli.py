@@ -13,6 +13,7 @@ Usage:
     vw probe --dataset mini-objects --task generation   # layer-wise kNN purity by concept and by anchor
     vw mini train --model clip              # rebuild a mini checkpoint from its seed
     vw mini eval --json                     # the mini models' quality bars, on fresh held-out images
+    vw mini lab --recipe minilm --pair      # screen a text-tower recipe in minutes; one row in docs/data/tower_lab.csv
     vw notebooks [--profile mini] [--only 04 07] [--log-output]   # run notebooks headlessly (`make figures`)
     vw sweep sweeps/mini.yaml [--backend ray --address auto]   # a grid of trials, resumable after kill -9
     vw fidelity --out runs/fidelity [--json]   # the paper's three findings on the mini world, with 95% CIs
@@ -186,6 +187,8 @@ def _cmd_notebooks(args) -> int:
 
 
 def _cmd_mini(args) -> int:
+    if args.action == "lab":
+        return _mini_lab(args)
     if args.action == "train":
         from .mini.train import train
         from .paths import CHECKPOINTS
@@ -214,6 +217,22 @@ def _cmd_mini(args) -> int:
             print(f"sensitivity mini-{model:<7} reach/gap {s['reach_over_gap']:.2f} (target {s['target']:g}), toward a "
                   f"chosen concept {s['toward']:.2f}; σ_max {s['sigma_max']:.2f}, d_nn {s['d_nn']:.3f}, "
                   f"gap {s['gap']:.3f}")
+    return 0
+
+
+def _mini_lab(args) -> int:
+    from .mini.lab import RECIPES, append_row, recipe_named, run_lab
+
+    if not args.recipe:
+        for r in RECIPES.values():
+            print(f"{r.name:<16} {r.tower:<8} {json.dumps(r.levers(), sort_keys=True):<48} {r.note}")
+        print("run one: vw mini lab --recipe NAME [--pair]; each run appends a row to docs/data/tower_lab.csv")
+        return 0
+    overrides = {"steps": args.steps} if args.steps else {}
+    row = run_lab(recipe_named(args.recipe, **overrides), pair=args.pair)
+    if args.csv != "-":
+        print(f"appended to {append_row(row, args.csv)}")
+    print(json.dumps(row) if args.json else "\n".join(f"{k:<24} {v}" for k, v in row.items()))
     return 0
 
 
@@ -473,14 +492,18 @@ def _model_commands(sub) -> None:
     s.add_argument("--strict", action="store_true", help="exit 1 if any word is not a single token")
     s.set_defaults(func=_cmd_tokens)
 
-    s = sub.add_parser("mini", help="train or evaluate the mini world's models", parents=shared("device"))
-    s.add_argument("action", choices=["train", "eval"])
+    s = sub.add_parser("mini", help="train, evaluate or screen (lab) the mini world's models", parents=shared("device"))
+    s.add_argument("action", choices=["train", "eval", "lab"])
     s.add_argument("--model", default="all", choices=["all", "clip", "scorer", "owl", "sd"])
     s.add_argument("--steps", type=positive_int, help="training steps (default: each model's own)")
     s.add_argument("--out", type=folder,
                    help="checkpoint folder (default: the shipped one, vwlib/checkpoints/mini/<model>)")
     s.add_argument("--json", action="store_true", help="eval: print one JSON object")
     s.add_argument("--per-concept", type=positive_int, default=20, help="eval: held-out images per concept")
+    s.add_argument("--recipe", help="lab: the text-tower recipe to screen (none: list them; vwlib.mini.lab.RECIPES)")
+    s.add_argument("--pair", action="store_true", help="lab: also train a second tower of the recipe (another seed) "
+                   "and measure whether words move between them (finding ii)")
+    s.add_argument("--csv", default="docs/data/tower_lab.csv", help="lab: the CSV the row is appended to (- : none)")
     s.set_defaults(func=_cmd_mini)
 
     s = sub.add_parser("data", help="which datasets a profile needs, which are on this machine, how to get the rest",

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .common import freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 from .data import caption_pool
 from .models import CONTEXT
-from .vocab import known_token_ids, known_words, world_words
+from .vocab import known_token_ids, known_words, shape_synonyms, world_words
 
 # Distractor captions per step: "a photo of a <known word that names nothing in the world>", negatives for every
 # image. Without them a word that names nothing beat nine wrong concept names in the 10-way vote (the classifier's
@@ -39,17 +40,43 @@ def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.
     return 0.5 * (-(i2t_target * i2t.log_softmax(1)).sum(1).mean() - (target * logits.log_softmax(0)).sum(0).mean())
 
 
-def distractor_ids(tokenizer, n: int, g: torch.Generator, context: int = CONTEXT) -> torch.Tensor:
-    """[n, context] ids of "a photo of a <w>" for n known words w that are not world words."""
-    words = _distractor_words()
+# Two phrasings of one known word: the pair the vocabulary term asks the text tower to tell apart from other words.
+VOCABULARY_TEMPLATES = ("a photo of a {}", "a {}", "a picture of a {}", "a rendering of a {}", "{}", "a photo of {}")
+
+
+def vocabulary_ids(tokenizer, n: int, g: torch.Generator, context: int = CONTEXT) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two [n, context] id tensors: n distinct known words, each in two different templates (row i of both is the
+    same word)."""
+    words = sorted(known_words())
+    pick = torch.randperm(len(words), generator=g)[:n].tolist()
+    first = torch.randint(len(VOCABULARY_TEMPLATES), (n,), generator=g)
+    second = (first + torch.randint(1, len(VOCABULARY_TEMPLATES), (n,), generator=g)) % len(VOCABULARY_TEMPLATES)
+    texts = [[VOCABULARY_TEMPLATES[int(t)].format(words[i]) for i, t in zip(pick, ts)] for ts in (first, second)]
+    return tuple(tokenize(tokenizer, t, context, pad_id=0) for t in texts)
+
+
+def vocabulary_loss(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE between two phrasings of the same n words (a, b: unit [n, E]): every known word's feature
+    must tell it apart from the other words'."""
+    logits = a @ b.t() / temperature
+    target = torch.arange(len(a), device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+def distractor_ids(tokenizer, n: int, g: torch.Generator, context: int = CONTEXT, synonyms_per_shape: int = 0
+                   ) -> torch.Tensor:
+    """[n, context] ids of "a photo of a <w>" for n known words w that are not world words (nor synonyms of one)."""
+    words = _distractor_words(synonyms_per_shape)
     pick = torch.randint(len(words), (n,), generator=g).tolist()
     return tokenize(tokenizer, [f"a photo of a {words[i]}" for i in pick], context, pad_id=0)
 
 
-@functools.lru_cache(maxsize=1)
-def _distractor_words() -> list[str]:
-    world = set(world_words())
-    return sorted(w for w in known_words() if w not in world)
+@functools.lru_cache(maxsize=4)
+def _distractor_words(synonyms_per_shape: int = 0) -> list[str]:
+    meaning = set(world_words())
+    if synonyms_per_shape:
+        meaning |= {w for words in shape_synonyms(synonyms_per_shape).values() for w in words}
+    return sorted(w for w in known_words() if w not in meaning)
 
 
 @dataclass
@@ -65,27 +92,39 @@ class Tower:
     logit_scale: torch.nn.Parameter  # log of the inverse temperature, clamped at log(100) as CLIP's
     token_embedding: torch.nn.Embedding  # its known rows stay frozen
     context: int = CONTEXT  # caption length in tokens
+    image_module: torch.nn.Module | None = None  # the image tower, frozen by train_contrastive(frozen_images=True)
 
 
 def open_clip_tower(model) -> Tower:
     """An open_clip CLIP (mini-clip, mini-scorer) as a Tower."""
     return Tower(model, lambda px: model.encode_image(px, normalize=True),
-                 lambda ids: model.encode_text(ids, normalize=True), model.logit_scale, model.token_embedding)
+                 lambda ids: model.encode_text(ids, normalize=True), model.logit_scale, model.token_embedding,
+                 image_module=model.visual)
 
 
 def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size: int, batch: int = 128,
                       lr: float = 2e-3, pool_size: int = 30000, log_every: int = 50, device: str = "cpu",
                       distractors: int = DISTRACTORS, desc: str = "contrastive", weight_decay: float = 0.05,
-                      logit_scale_range: tuple[float, float] = (1.0, 100.0), **pool_kwargs) -> list:
+                      logit_scale_range: tuple[float, float] = (1.0, 100.0), vocabulary_weight: float = 0.0,
+                      vocabulary_batch: int = 128, vocabulary_temperature: float = 0.1, frozen_images: bool = False,
+                      **pool_kwargs) -> list:
     """Train `tower` contrastively on captioned world images (multi-positive InfoNCE with `distractors` extra
     caption negatives per step), its known token rows frozen. Batches are drawn on the CPU from the seeded generator,
     so `device` changes the arithmetic's order, not the data. `weight_decay` (AdamW, weight matrices only) and
     `logit_scale_range` (the learned inverse temperature is clamped to it; CLIP's: up to 100; equal ends fix it) are
-    recipe levers for the towers' sensitivity.
+    recipe levers for the towers' sensitivity. `vocabulary_weight` adds `vocabulary_loss` (every known word told apart
+    from the others across phrasings). `frozen_images`: the image tower stays as it is (in eval mode) and only the
+    text side trains, against its features of the pool computed once (the tower lab, vwlib.mini.lab).
     Returns the loss curve [(step, loss)]."""
     model = tower.module.train().to(device)
     freeze_rows(tower.token_embedding, known_token_ids())
     pool = caption_pool(pool_size, image_size, seed=seed * 1000, **pool_kwargs)
+    image_features = None
+    if frozen_images:
+        tower.image_module.eval().requires_grad_(False)
+        with torch.no_grad():
+            image_features = torch.cat([tower.encode_image(to_clip_pixels(pool.images[k:k + 512]).to(device))
+                                        for k in range(0, len(pool.images), 512)])
     ids = tokenize(tokenizer, pool.captions, tower.context, pad_id=0)
     caption_index = {c: i for i, c in enumerate(sorted(set(pool.captions)))}
     cap = torch.tensor([caption_index[c] for c in pool.captions])
@@ -96,13 +135,21 @@ def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size
         for group in opt.param_groups:
             group["lr"] = warmup_cosine(step, steps, lr)
         idx = torch.randint(len(cap), (batch,), generator=g)
-        pixels, text = to_clip_pixels(pool.images[idx]).to(device), ids[idx].to(device)
-        img, txt, scale = tower.encode_image(pixels), tower.encode_text(text), tower.logit_scale.exp()
+        text = ids[idx].to(device)
+        if image_features is None:
+            img = tower.encode_image(to_clip_pixels(pool.images[idx]).to(device))
+        else:
+            img = image_features[idx.to(device)]
+        txt, scale = tower.encode_text(text), tower.logit_scale.exp()
         negatives = None
         if distractors:
-            negatives = tower.encode_text(distractor_ids(tokenizer, distractors, g, tower.context).to(device))
+            negatives = tower.encode_text(distractor_ids(tokenizer, distractors, g, tower.context,
+                                                         pool_kwargs.get("synonyms_per_shape", 0)).to(device))
         same = (cap[idx, None] == cap[None, idx]).float().to(device)
         loss = multi_positive_clip_loss(img, txt, scale, same, negatives)
+        if vocabulary_weight:
+            a, b = (tower.encode_text(x.to(device)) for x in vocabulary_ids(tokenizer, vocabulary_batch, g, tower.context))
+            loss = loss + vocabulary_weight * vocabulary_loss(a, b, vocabulary_temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

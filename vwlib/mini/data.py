@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..data.world import ObjectSpec, Scene, render, sample_scene, sample_single
+from .vocab import shape_synonyms
 
 PREFIXES = ("", "a photo of ", "a picture of ", "a rendering of ")
 
@@ -26,7 +27,8 @@ class Pool:
     scenes: list[Scene]
 
 
-def object_phrase(o: ObjectSpec, rng: np.random.Generator, full: bool = False) -> str:
+def object_phrase(o: ObjectSpec, rng: np.random.Generator, full: bool = False,
+                  synonyms: dict[str, tuple[str, ...]] | None = None, synonym_share: float = 0.0) -> str:
     keep = lambda p: full or rng.random() < p  # noqa: E731
     words = []
     if o.size != "medium" and keep(0.4):
@@ -35,13 +37,16 @@ def object_phrase(o: ObjectSpec, rng: np.random.Generator, full: bool = False) -
         words.append(o.colour)
     if o.pattern != "plain" and keep(0.6):
         words.append(o.pattern)
-    words.append(o.shape if full or rng.random() < 0.92 else "shape")
+    shape = o.shape if full or rng.random() < 0.92 else "shape"
+    if synonym_share and shape in synonyms and rng.random() < synonym_share:  # no draw when off: pools stay the same
+        shape = str(rng.choice(synonyms[shape]))
+    words.append(shape)
     return ("an " if words[0][0] in "aeiou" else "a ") + " ".join(words)
 
 
-def sample_caption(scene: Scene, rng: np.random.Generator, largest_only: float = 0.3) -> str:
+def sample_caption(scene: Scene, rng: np.random.Generator, largest_only: float = 0.3, **phrase_kwargs) -> str:
     order = [scene.largest()] + [i for i in range(len(scene.objects)) if i != scene.largest()]
-    phrases = [object_phrase(scene.objects[i], rng) for i in order]
+    phrases = [object_phrase(scene.objects[i], rng, **phrase_kwargs) for i in order]
     if len(phrases) > 1 and rng.random() < largest_only:
         phrases = phrases[:1]  # name only the largest object, as the scene datasets' labels do
     text = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
@@ -50,15 +55,21 @@ def sample_caption(scene: Scene, rng: np.random.Generator, largest_only: float =
     return str(rng.choice(PREFIXES)) + text
 
 
-def caption_pool(n: int, size: int, seed: int, scene_share: float = 0.3, largest_only: float = 0.3) -> Pool:
+def caption_pool(n: int, size: int, seed: int, scene_share: float = 0.3, largest_only: float = 0.3,
+                 synonyms_per_shape: int = 0, synonym_share: float = 0.0) -> Pool:
     """`n` images (single objects, and scenes of 2-4 objects for `scene_share` of them) with sampled captions;
-    `largest_only`: share of scene captions that name only the largest object (the scene datasets' label)."""
+    `largest_only`: share of scene captions that name only the largest object (the scene datasets' label);
+    `synonym_share`: share of shape mentions that use one of the shape's `synonyms_per_shape` synonyms instead
+    (vwlib.mini.vocab.shape_synonyms)."""
+    phrase = {}
+    if synonym_share:
+        phrase = {"synonyms": shape_synonyms(synonyms_per_shape), "synonym_share": synonym_share}
     rng = np.random.default_rng(seed)
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
     captions, scenes = [], []
     for k in range(n):
         scene = sample_scene(rng, (2, 4)) if rng.random() < scene_share else sample_single(rng)
         images[k] = torch.from_numpy(np.array(render(scene, size))).permute(2, 0, 1)
-        captions.append(sample_caption(scene, rng, largest_only))
+        captions.append(sample_caption(scene, rng, largest_only, **phrase))
         scenes.append(scene)
     return Pool(images, captions, scenes)

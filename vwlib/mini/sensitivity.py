@@ -54,14 +54,20 @@ def sensitivity(loaded, task: str, words: tuple = SHAPES) -> dict:
     """The medians of the table above for one loaded model playing `task` (its prompt template)."""
     text = TextSide(loaded)
     table = text.embedding.weight.detach()
-    known = text.known_ids().to(table.device)
     ids = {w: single_token_id(loaded.tokenizer, w) for w in words}
+    return sensitivity_of(lambda w: pooled_feature(text, ids[w], PROMPTS[task].format(w)), table,
+                          text.known_ids().to(table.device), ids)
+
+
+def sensitivity_of(feature_of, table: torch.Tensor, known: torch.Tensor, ids: dict[str, int]) -> dict:
+    """The medians of the table above for any text tower: `feature_of(word)` is f: v [D] -> unit [E] (the word's
+    prompt with v in its row's place), `table` [V, D] its token table, `known` its known ids, `ids` word -> id."""
+    words = list(ids)
     with torch.no_grad():
-        feats = {w: pooled_feature(text, ids[w], PROMPTS[task].format(w))(table[ids[w]].float()) for w in words}
+        feats = {w: feature_of(w)(table[ids[w]].float()) for w in words}
     rows, toward = [], []
     for w in words:
-        f = pooled_feature(text, ids[w], PROMPTS[task].format(w))
-        jac = torch.autograd.functional.jacobian(f, table[ids[w]].float().clone())  # [E, D]
+        jac = torch.autograd.functional.jacobian(feature_of(w), table[ids[w]].float().clone(), vectorize=True)  # [E, D]
         d_nn = nearest_word_distance(table, known, ids[w])
         others = [o for o in words if o != w]
         dist = torch.stack([(feats[o] - feats[w]).norm() for o in others])
@@ -69,6 +75,7 @@ def sensitivity(loaded, task: str, words: tuple = SHAPES) -> dict:
                    for o, d in zip(others, dist)]
         sigma = float(torch.linalg.matrix_norm(jac, ord=2))
         rows.append({"sigma_max": sigma, "d_nn": d_nn, "gap": float(dist.min()),
-                     "reach_over_gap": DELTA * d_nn * sigma / float(dist.min())})
+                     "reach_over_gap": DELTA * d_nn * sigma / float(dist.min()),
+                     "d_nn_over_norm": d_nn / float(table[ids[w]].float().norm())})
     out = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
     return out | {"toward": float(np.median(toward)), "anchors": len(rows), "target": TARGET}

@@ -46,6 +46,22 @@ def known_words() -> dict[str, int]:
     return dict(sorted(words.items(), key=lambda kv: kv[1]))
 
 
+SYNONYM_SEED = 2000  # the world's one lexicon, shared by every mini model (as English is by the paper's)
+
+
+@functools.lru_cache(maxsize=4)
+def shape_synonyms(per_shape: int) -> dict[str, tuple[str, ...]]:
+    """shape -> `per_shape` known non-world words that mean that shape in the mini world's language (seeded, disjoint).
+
+    Why: in a real vocabulary a word's neighbouring rows carry many different visual meanings; in the mini world
+    every known word but the ~40 world words meant nothing, so the path from one concept name to another ran through
+    a sea of null meaning. Synonyms drawn at random over the table put rows of every shape near every word."""
+    world = set(world_words())
+    words = sorted(w for w in known_words() if w not in world)
+    pick = torch.randperm(len(words), generator=torch.Generator().manual_seed(SYNONYM_SEED))[:per_shape * len(SHAPES)]
+    return {shape: tuple(words[int(i)] for i in pick[k::len(SHAPES)]) for k, shape in enumerate(SHAPES)}
+
+
 def known_token_ids() -> torch.Tensor:
     return torch.tensor(sorted(known_words().values()), dtype=torch.long)
 

@@ -1,0 +1,108 @@
+"""The tower lab (vwlib.mini.lab, `vw mini lab`) on small settings: every column measured, one CSV row per run,
+the image tower left as shipped, words kept in their δ-balls, the screening bar able to fail."""
+
+import csv
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vwlib.data.datasets import load_dataset
+from vwlib.errors import VWError
+from vwlib.mini.lab import (RECIPES, Screen, _pairs, _words, append_row, build_tower, recipe_named, run_lab,
+                            screening_bar)
+
+SMALL = dict(steps=3, pool_size=64, batch=16)
+SCREEN = Screen(steps=3, unrelated=1, known_words_for_cone=20)
+COLUMNS = ["zero_shot", "reach_over_gap", "d_nn_over_norm", "text_d0", "text_d0.5", "text_dinf", "name", "d0",
+           "paper_d0.1", "paper_d0.5", "paper_dinf", "own_d0.5", "own_dinf", "vote_d0.1", "vote_d0.5", "vote_dinf",
+           "proj_name", "proj_word_dinf", "proj_word_d0.5", "cos_pos_word_dinf", "cos_pos_best_other_name",
+           "known_word_cone", "image_cone", "gap", "transfer_d0.5", "transfer_d0", "map_r2", "screen_pass"]
+
+
+@pytest.mark.parametrize("name, pair", [("locked-baseline", False), ("minilm", True)])
+def test_a_lab_run_measures_every_column_and_appends_one_row(name, pair, tmp_path):
+    row = run_lab(recipe_named(name, **SMALL), SCREEN, pair=pair, progress=lambda _: None)
+    assert all(k in row for k in COLUMNS if pair or not k.startswith(("transfer", "map")))
+    shares = [k for k in row if k.startswith(("text_", "paper_", "own_", "vote_", "transfer_")) or k in ("name", "d0")]
+    assert all(0.0 <= row[k] <= 1.0 for k in shares)
+    assert row["recipe"] == name and '"steps": 3' in row["params"] and row["wall_s"] > 0
+    path = tmp_path / "lab.csv"
+    append_row(row, path)
+    append_row({**row, "a_new_column": 1}, path)
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == 2 and rows[0]["a_new_column"] == "" and rows[1]["a_new_column"] == "1"
+    assert rows[0]["zero_shot"] == str(row["zero_shot"])
+
+
+def test_a_trained_tower_leaves_the_shipped_image_tower_as_it_is():
+    shipped, trained = build_tower(RECIPES["shipped"]), build_tower(recipe_named("locked-baseline", **SMALL))
+    images = torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1)
+                          for e in load_dataset("mini-objects").val[:8]])
+    assert torch.equal(shipped.image_features(images), trained.image_features(images))
+    assert not torch.equal(shipped.table, trained.table)  # its own table and text tower
+
+
+def test_lab_words_stay_in_their_delta_balls():
+    tower = build_tower(RECIPES["shipped"])
+    concepts = ["circle", "square", "star"]
+    pairs = [(0, 1), (1, 2), (2, 0)]
+    target = torch.randn(3, 64, generator=torch.Generator().manual_seed(0))  # mini-clip features are 64 wide
+
+    def losses(f):  # pull each word's feature toward a random direction: the words want to move far
+        return -(f * torch.nn.functional.normalize(target, dim=-1)).sum(-1)
+
+    words = _words(tower, concepts, pairs, (0.1, 0.5, math.inf), losses, Screen(steps=20, lr=0.05))
+    start = words[0.0]
+    d_nn = torch.tensor([0.0] * 3)
+    from vwlib.engine import nearest_word_distance
+    for k, (_, a) in enumerate(pairs):
+        d_nn[k] = nearest_word_distance(tower.table, tower.known, tower.token_id(concepts[a]))
+    for delta in (0.1, 0.5):
+        assert ((words[delta] - start).norm(dim=1) <= delta * d_nn + 1e-5).all()
+    assert ((words[math.inf] - start).norm(dim=1) > 0.5 * d_nn).any()  # unconstrained words go further
+
+
+def test_the_screening_bar_fails_each_condition():
+    good = {"paper_d0.1": 0.15, "paper_d0.5": 0.8, "paper_dinf": 0.95, "name": 1.0, "d0": 0.1, "zero_shot": 0.95,
+            "transfer_d0.5": 0.1, "transfer_d0": 0.05}
+    assert screening_bar(good)["screen_pass"]
+    for key, bad in {"paper_d0.5": 0.6, "paper_dinf": 0.8, "paper_d0.1": 0.3, "zero_shot": 0.85,
+                     "transfer_d0.5": 0.2}.items():
+        flags = screening_bar({**good, key: bad})
+        assert not flags["screen_pass"] and sum(not v for k, v in flags.items() if k != "screen_pass") == 1
+
+
+def test_the_grid_pairs_are_unrelated_anchors_then_own():
+    pairs = _pairs(Screen(concepts=10, unrelated=5))
+    assert len(pairs) == 60 and sum(c == a for c, a in pairs) == 10 and len(set(pairs)) == 60
+
+
+def test_vw_mini_lab_lists_the_recipes_and_names_a_wrong_one():
+    out = subprocess.run([sys.executable, "-m", "vwlib", "mini", "lab"], capture_output=True, text=True)
+    assert out.returncode == 0 and all(name in out.stdout for name in RECIPES)
+    with pytest.raises(VWError, match="unknown lab recipe 'nope'; the recipes: shipped"):
+        recipe_named("nope")
+
+
+def test_the_synonym_lever_changes_captions_only_when_on():
+    from vwlib.mini.data import caption_pool
+    from vwlib.mini.vocab import shape_synonyms
+
+    base = caption_pool(40, 16, seed=5)
+    assert caption_pool(40, 16, seed=5, synonyms_per_shape=30, synonym_share=0.0).captions == base.captions
+    synonyms = {w for ws in shape_synonyms(30).values() for w in ws}
+    on = caption_pool(40, 16, seed=5, synonyms_per_shape=30, synonym_share=0.5)
+    assert any(set(c.split()) & synonyms for c in on.captions)
+    assert not any(set(c.split()) & synonyms for c in base.captions)
+
+
+def test_the_vocabulary_loss_prefers_matched_phrasings():
+    from vwlib.mini.contrastive import vocabulary_loss
+
+    a = torch.nn.functional.normalize(torch.randn(16, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    shuffled = a[torch.roll(torch.arange(16), 1)]
+    assert vocabulary_loss(a, a, 0.1) < vocabulary_loss(a, shuffled, 0.1)

