@@ -106,3 +106,18 @@ def test_the_vocabulary_loss_prefers_matched_phrasings():
     a = torch.nn.functional.normalize(torch.randn(16, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
     shuffled = a[torch.roll(torch.arange(16), 1)]
     assert vocabulary_loss(a, a, 0.1) < vocabulary_loss(a, shuffled, 0.1)
+
+
+def test_centring_the_image_tower_zeroes_its_mean_feature():
+    from vwlib.mini.common import to_clip_pixels
+    from vwlib.mini.data import caption_pool
+    from vwlib.mini.lab import center_image_tower
+    from vwlib.models.profiles import load_model
+
+    visual = load_model("mini", "classification").model.visual.eval()
+    images = caption_pool(64, 64, seed=3).images
+    with torch.no_grad():
+        before = visual(to_clip_pixels(images)).mean(0)
+        center_image_tower(visual, images)
+        after = visual(to_clip_pixels(images)).mean(0)
+    assert before.norm() > 0.1 and after.norm() < 1e-4 * before.norm() + 1e-5

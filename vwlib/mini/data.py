@@ -28,7 +28,10 @@ class Pool:
 
 
 def object_phrase(o: ObjectSpec, rng: np.random.Generator, full: bool = False,
-                  synonyms: dict[str, tuple[str, ...]] | None = None, synonym_share: float = 0.0) -> str:
+                  synonyms: dict[str, tuple[str, ...]] | None = None, synonym_share: float = 0.0,
+                  bare_share: float = 0.0) -> str:
+    """A phrase naming object `o` with a random subset of its attributes ("a large red striped star"); `bare_share`
+    of them without the article ("red star", "star": the study's detection query is the bare word, docs/spec.md)."""
     keep = lambda p: full or rng.random() < p  # noqa: E731
     words = []
     if o.size != "medium" and keep(0.4):
@@ -41,6 +44,8 @@ def object_phrase(o: ObjectSpec, rng: np.random.Generator, full: bool = False,
     if synonym_share and shape in synonyms and rng.random() < synonym_share:  # no draw when off: pools stay the same
         shape = str(rng.choice(synonyms[shape]))
     words.append(shape)
+    if bare_share and rng.random() < bare_share:  # no draw when off: pools stay the same
+        return " ".join(words)
     return ("an " if words[0][0] in "aeiou" else "a ") + " ".join(words)
 
 
@@ -56,14 +61,14 @@ def sample_caption(scene: Scene, rng: np.random.Generator, largest_only: float =
 
 
 def caption_pool(n: int, size: int, seed: int, scene_share: float = 0.3, largest_only: float = 0.3,
-                 synonyms_per_shape: int = 0, synonym_share: float = 0.0) -> Pool:
+                 synonyms_per_shape: int = 0, synonym_share: float = 0.0, bare_share: float = 0.0) -> Pool:
     """`n` images (single objects, and scenes of 2-4 objects for `scene_share` of them) with sampled captions;
     `largest_only`: share of scene captions that name only the largest object (the scene datasets' label);
     `synonym_share`: share of shape mentions that use one of the shape's `synonyms_per_shape` synonyms instead
-    (vwlib.mini.vocab.shape_synonyms)."""
-    phrase = {}
+    (vwlib.mini.vocab.shape_synonyms); `bare_share`: share of object phrases without their article (object_phrase)."""
+    phrase = {"bare_share": bare_share} if bare_share else {}
     if synonym_share:
-        phrase = {"synonyms": shape_synonyms(synonyms_per_shape), "synonym_share": synonym_share}
+        phrase |= {"synonyms": shape_synonyms(synonyms_per_shape), "synonym_share": synonym_share}
     rng = np.random.default_rng(seed)
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
     captions, scenes = [], []

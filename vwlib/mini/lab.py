@@ -74,6 +74,7 @@ class Recipe:
     pool_size: int = 30000
     batch: int = 128
     seed: int = 11
+    center_images: bool = False  # the image tower's output bias shifted so its mean feature is 0 (center_image_tower)
     note: str = ""
 
     def levers(self) -> dict:
@@ -91,6 +92,11 @@ RECIPES = {r.name: r for r in (
     Recipe("synonyms", synonyms_per_shape=30, synonym_share=0.3,
            note="30 known words per shape mean it in captions: rows of every shape near every word"),
     Recipe("minilm", tower="minilm", note="frozen MiniLM as the text tower; a head maps the frozen image features"),
+    Recipe("shipped-centered", tower="shipped", center_images=True,
+           note="the shipped towers, the image features centred (no text training: the loss's view only)"),
+    Recipe("centered", center_images=True,
+           note="a text tower trained against centred image features: what all images share is gone, so the "
+                "linear loss's cancelling of it costs a word nothing"),
 )}
 
 
@@ -122,10 +128,24 @@ class LabTower:
 
 
 # -- towers -------------------------------------------------------------------------------------------------------
-def _shipped_clip():
+CENTER_SEED = 77  # the caption pool whose mean image feature center_image_tower removes
+
+
+def _shipped_clip(center: bool = False):
     loaded = load_model("mini", "classification")
     loaded.model.eval().requires_grad_(False)
+    if center:
+        center_image_tower(loaded.model.visual, caption_pool(2000, IMAGE_SIZE["clip"], seed=CENTER_SEED).images)
     return loaded
+
+
+def center_image_tower(visual, images: torch.Tensor) -> None:
+    """In place: shift the last bias of an open_clip ModifiedResNet image tower so that its mean (unnormalised)
+    feature over `images` (uint8 [N, 3, S, S]) is zero. Why: the paper's loss is linear in the cosine and cancels
+    what every image shares, so a word can shed it; with image features centred there is nothing to shed."""
+    with torch.no_grad():
+        raw = torch.cat([visual(to_clip_pixels(images[k:k + 512])) for k in range(0, len(images), 512)])
+        visual.attnpool.c_proj.bias -= raw.mean(0)
 
 
 def _clip_image_features(model) -> Callable:
@@ -154,7 +174,7 @@ def trained_tower(recipe: Recipe, seed: int) -> LabTower:
     loaded = open_clip_mini(IMAGE_SIZE["clip"], vision_width=16, text_layers=recipe.layers)
     with torch.no_grad():
         loaded.token_embedding().weight.copy_(init_token_table(TEXT_WIDTH, seed))
-    loaded.model.visual.load_state_dict(_shipped_clip().model.visual.state_dict())
+    loaded.model.visual.load_state_dict(_shipped_clip(recipe.center_images).model.visual.state_dict())
     loaded.meta["known_ids"] = known_token_ids()
     pool = {k: getattr(recipe, k) for k in ("synonyms_per_shape", "synonym_share") if getattr(recipe, k)}
     curve = train_contrastive(open_clip_tower(loaded.model), loaded.tokenizer, recipe.steps, seed, IMAGE_SIZE["clip"],
@@ -195,7 +215,7 @@ def minilm_tower(recipe: Recipe, seed: int) -> LabTower:
             raise VWError(f"{word!r} is {len(pieces)} MiniLM tokens; a lab concept must be one")
         return vocab[pieces[0]]
 
-    shipped = _shipped_clip()
+    shipped = _shipped_clip(recipe.center_images)
     pool = caption_pool(recipe.pool_size, IMAGE_SIZE["clip"], seed=seed * 1000)
     feats = _clip_image_features(shipped.model)(pool.images)  # [N, 64]
     captions = sorted(set(pool.captions))
@@ -227,7 +247,7 @@ def minilm_tower(recipe: Recipe, seed: int) -> LabTower:
 def build_tower(recipe: Recipe, seed: int | None = None) -> LabTower:
     seed = recipe.seed if seed is None else seed
     if recipe.tower == "shipped":
-        return open_clip_lab_tower(_shipped_clip())
+        return open_clip_lab_tower(_shipped_clip(recipe.center_images))
     if recipe.tower == "trained":
         return trained_tower(recipe, seed)
     if recipe.tower == "minilm":
