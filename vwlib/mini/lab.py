@@ -517,17 +517,22 @@ def _provenance() -> dict:
 
 
 def append_row(row: dict, path: str | os.PathLike = LAB_CSV) -> Path:
-    """Append `row` to the lab's CSV (the header grows when a row brings new columns; old rows keep theirs empty)."""
+    """Append `row` to the lab's CSV (the header grows when a row brings new columns; old rows keep theirs empty).
+    Two lab runs may end at once: the read-and-rewrite holds a lock file beside the CSV."""
+    import fcntl
+
     path = Path(path)
-    rows = list(csv.DictReader(path.open())) if path.is_file() else []
-    columns = list(dict.fromkeys([*(rows[0].keys() if rows else []), *row]))
-    tmp = path.with_suffix(".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows([*rows, row])
-    os.replace(tmp, path)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = list(csv.DictReader(path.open())) if path.is_file() else []
+        columns = list(dict.fromkeys([*(rows[0].keys() if rows else []), *row]))
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows([*rows, row])
+        os.replace(tmp, path)
     return path
 
 
