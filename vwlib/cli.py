@@ -213,6 +213,11 @@ def _cmd_mini(args) -> int:
                 verdict = "ok" if report["passed"][key] else "BELOW BAR"
                 per = ", ".join(f"{d} {v:.3f}" for d, v in report["per_dataset"][key].items())
                 print(f"{key:<20} {report[key]:.3f} (bar {bar:.2f}, {verdict})  [{per}]")
+        if "owl_study_map" in report:
+            verdict = "ok" if report["passed"]["owl_study_map"] else "BELOW BAR"
+            per = ", ".join(f"{d} {v:.3f} (bar {report['study_map_bars'][d]:.2f})"
+                            for d, v in report["owl_study_map"].items())
+            print(f"{'owl_study_map':<20} the study's name control, mAP@[.5:.95] of the bare name ({verdict})  [{per}]")
         for model, s in report["sensitivity"].items():
             print(f"sensitivity mini-{model:<7} reach/gap {s['reach_over_gap']:.2f} (target {s['target']:g}), toward a "
                   f"chosen concept {s['toward']:.2f}; σ_max {s['sigma_max']:.2f}, d_nn {s['d_nn']:.3f}, "

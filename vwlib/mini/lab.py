@@ -97,6 +97,11 @@ RECIPES = {r.name: r for r in (
     Recipe("centered", center_images=True,
            note="a text tower trained against centred image features: what all images share is gone, so the "
                 "linear loss's cancelling of it costs a word nothing"),
+    Recipe("minilm-centered", tower="minilm", center_images=True, note="frozen MiniLM; centred image features"),
+    Recipe("centered-vocabulary", center_images=True, vocabulary_weight=1.0, note="centred + the vocabulary term"),
+    Recipe("centered-synonyms", center_images=True, synonyms_per_shape=30, synonym_share=0.3,
+           note="centred + 30 synonyms per shape"),
+    Recipe("centered-no-distractors", center_images=True, distractors=0, note="centred, no distractor captions"),
 )}
 
 
