@@ -9,7 +9,7 @@ STAMP := $(VENV)/.vwlib-installed
 PROFILE ?= mini
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install figures test test-all test-gpu bench clean-build
+.PHONY: install figures test test-all test-gpu bench lab clean-build
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: install
 	$(BIN)/python bench/engine_speed.py
 	$(BIN)/python bench/cones_speed.py
 	$(BIN)/python bench/make_figures_time.py
+
+## the tower lab (#32): screen text-tower recipes against the frozen image tower, one row each appended to
+## docs/data/tower_lab.csv (RECIPES="centered minilm-centered", PAIR=1 for finding (ii); `vw mini lab` lists them)
+lab: install
+	for r in $(RECIPES); do $(BIN)/vw mini lab --recipe $$r $(if $(PAIR),--pair) || exit 1; done
 
 clean-build:
 	rm -rf build

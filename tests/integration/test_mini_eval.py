@@ -27,3 +27,28 @@ def test_mini_eval_json_meets_every_bar():
         assert s["reach_over_gap"] == pytest.approx(0.5 * s["d_nn"] * s["sigma_max"] / s["gap"], rel=0.5)
     per = report["per_dataset"]
     assert all(per["owl_map"][d] <= per["owl_map50"][d] for d in DATASETS)  # mAP@[.5:.95] <= mAP@.5
+
+
+def test_the_study_name_control_is_the_study_detection_evaluator_on_the_bare_name():
+    """`vw mini eval`'s owl_study_map scores each concept's bare name exactly as the study scores a detection word
+    whose vector is the name's own row (DetectionTask.evaluate: one query at a time, other images false positives)."""
+    import numpy as np
+    import torch
+
+    from vwlib.data.datasets import load_mini_dataset
+    from vwlib.mini.evaluate import study_name_detection
+    from vwlib.models.profiles import load_model
+    from vwlib.models.tokenizer import single_token_id
+    from vwlib.tasks import DetectionTask, TrialBatch
+
+    loaded = load_model("mini", "detection")
+    ds = load_mini_dataset("mini-objects", n_train=1, n_val=3)
+    task = DetectionTask(loaded, ds)
+    names = [ds.display_name(c) for c in ds.concepts]
+    ids = torch.tensor([single_token_id(loaded.tokenizer, n) for n in names])
+    batch = TrialBatch(torch.arange(len(names)), ids, names, [torch.Generator() for _ in names])
+    per_word = task.evaluate(task.text.embedding.weight.detach()[ids].float(), batch)
+    study = study_name_detection(loaded, ds)
+    assert study["map_50"] > 0.1  # a real detector: the equality below is not that of two zeros
+    assert study["map"] == pytest.approx(float(np.mean([m["map"] for m in per_word])), abs=1e-6)
+    assert study["map_50"] == pytest.approx(float(np.mean([m["map_50"] for m in per_word])), abs=1e-6)
