@@ -213,6 +213,9 @@ def _cmd_mini(args) -> int:
                 verdict = "ok" if report["passed"][key] else "BELOW BAR"
                 per = ", ".join(f"{d} {v:.3f}" for d, v in report["per_dataset"][key].items())
                 print(f"{key:<20} {report[key]:.3f} (bar {bar:.2f}, {verdict})  [{per}]")
+        if "sd_study_gen_acc" in report["per_dataset"]:
+            per = ", ".join(f"{d} {v:.3f}" for d, v in report["per_dataset"]["sd_study_gen_acc"].items())
+            print(f"{'sd_study_gen_acc':<20} generations from the study's prompt 'a photo of <name>' (no bar)  [{per}]")
         if "owl_study_map" in report:
             verdict = "ok" if report["passed"]["owl_study_map"] else "BELOW BAR"
             per = ", ".join(f"{d} {v:.3f} (bar {report['study_map_bars'][d]:.2f})"
