@@ -229,8 +229,11 @@ def _cmd_mini(args) -> int:
 
 
 def _mini_lab(args) -> int:
-    from .mini.lab import RECIPES, append_row, recipe_named, run_lab
+    from .mini.lab import RECIPES, append_row, lab_table, recipe_named, run_lab
 
+    if args.table:
+        print(lab_table(args.csv))
+        return 0
     if not args.recipe:
         for r in RECIPES.values():
             print(f"{r.name:<16} {r.tower:<8} {json.dumps(r.levers(), sort_keys=True):<48} {r.note}")
@@ -512,6 +515,7 @@ def _model_commands(sub) -> None:
     s.add_argument("--pair", action="store_true", help="lab: also train a second tower of the recipe (another seed) "
                    "and measure whether words move between them (finding ii)")
     s.add_argument("--csv", default="docs/data/tower_lab.csv", help="lab: the CSV the row is appended to (- : none)")
+    s.add_argument("--table", action="store_true", help="lab: print the CSV's main columns as a Markdown table")
     s.set_defaults(func=_cmd_mini)
 
     s = sub.add_parser("data", help="which datasets a profile needs, which are on this machine, how to get the rest",

@@ -12,8 +12,8 @@ import torch
 
 from vwlib.data.datasets import load_dataset
 from vwlib.errors import VWError
-from vwlib.mini.lab import (RECIPES, Screen, _pairs, _words, append_row, build_tower, recipe_named, run_lab,
-                            screening_bar)
+from vwlib.mini.lab import (RECIPES, Screen, _pairs, _words, append_row, build_tower, lab_table, recipe_named,
+                            run_lab, screening_bar)
 
 SMALL = dict(steps=3, pool_size=64, batch=16)
 SCREEN = Screen(steps=3, unrelated=1, known_words_for_cone=20)
@@ -36,6 +36,8 @@ def test_a_lab_run_measures_every_column_and_appends_one_row(name, pair, tmp_pat
     rows = list(csv.DictReader(path.open()))
     assert len(rows) == 2 and rows[0]["a_new_column"] == "" and rows[1]["a_new_column"] == "1"
     assert rows[0]["zero_shot"] == str(row["zero_shot"])
+    table = lab_table(path).splitlines()
+    assert len(table) == 4 and table[2].startswith(f"| {name} | {row['zero_shot']} |")
 
 
 def test_a_trained_tower_leaves_the_shipped_image_tower_as_it_is():

@@ -541,6 +541,31 @@ def append_row(row: dict, path: str | os.PathLike = LAB_CSV) -> Path:
     return path
 
 
+TABLE_COLUMNS = {"recipe": "recipe", "zero_shot": "zero-shot", "reach_over_gap": "reach/gap",
+                 "text_d0.5": "text only δ 0.5", "name": "name", "d0": "δ = 0",
+                 "paper_d0.1": "paper δ 0.1", "paper_d0.5": "paper δ 0.5", "paper_dinf": "paper δ ∞",
+                 "own_d0.5": "own δ 0.5", "vote_d0.5": "vote δ 0.5", "vote_dinf": "vote δ ∞",
+                 "proj_word_dinf": "proj. δ ∞ word", "transfer_d0.5": "A→B δ 0.5 (B's δ = 0)",
+                 "screen_pass": "bar", "wall_s": "wall s", "commit": "commit"}
+
+
+def lab_table(path: str | os.PathLike = LAB_CSV) -> str:
+    """The lab CSV's main columns as a Markdown table, one row per run (for docs/results.md)."""
+    rows = list(csv.DictReader(Path(path).open()))
+    lines = ["| " + " | ".join(TABLE_COLUMNS.values()) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    for r in rows:
+        cells = []
+        for key in TABLE_COLUMNS:
+            value = r.get(key, "")
+            if key == "transfer_d0.5" and value:
+                value = f"{value} ({r['transfer_d0']})"
+            elif key == "screen_pass":
+                value = "pass" if value == "True" else "fail"
+            cells.append(value or "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def recipe_named(name: str, **overrides) -> Recipe:
     if name not in RECIPES:
         raise VWError(f"unknown lab recipe {name!r}; the recipes: {', '.join(RECIPES)}")
