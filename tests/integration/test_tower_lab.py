@@ -15,7 +15,7 @@ from vwlib.errors import VWError
 from vwlib.mini.lab import (RECIPES, Screen, _pairs, _words, append_row, build_tower, lab_table, recipe_named,
                             run_lab, screening_bar)
 
-SMALL = dict(steps=3, pool_size=64, batch=16)
+SMALL = dict(steps=3, pool_size=64, batch=16, finetune_steps=2, center_images=False)  # centring: its own test
 SCREEN = Screen(steps=3, unrelated=1, known_words_for_cone=20)
 COLUMNS = ["zero_shot", "reach_over_gap", "d_nn_over_norm", "text_d0", "text_d0.5", "text_dinf", "name", "d0",
            "paper_d0.1", "paper_d0.5", "paper_dinf", "own_d0.5", "own_dinf", "vote_d0.1", "vote_d0.5", "vote_dinf",
@@ -23,7 +23,7 @@ COLUMNS = ["zero_shot", "reach_over_gap", "d_nn_over_norm", "text_d0", "text_d0.
            "known_word_cone", "image_cone", "gap", "transfer_d0.5", "transfer_d0", "map_r2", "screen_pass"]
 
 
-@pytest.mark.parametrize("name, pair", [("locked-baseline", False), ("minilm", True)])
+@pytest.mark.parametrize("name, pair", [("locked-baseline", False), ("minilm-finetuned", True)])
 def test_a_lab_run_measures_every_column_and_appends_one_row(name, pair, tmp_path):
     row = run_lab(recipe_named(name, **SMALL), SCREEN, pair=pair, progress=lambda _: None)
     assert all(k in row for k in COLUMNS if pair or not k.startswith(("transfer", "map")))
@@ -123,3 +123,13 @@ def test_centring_the_image_tower_zeroes_its_mean_feature():
         center_image_tower(visual, images)
         after = visual(to_clip_pixels(images)).mean(0)
     assert before.norm() > 0.1 and after.norm() < 1e-4 * before.norm() + 1e-5
+
+
+def test_finetuned_minilm_towers_leave_their_ancestor_each_its_own_way():
+    small = dict(SMALL, finetune_steps=3)
+    frozen = [build_tower(recipe_named("minilm", **small), seed) for seed in (1, 2)]
+    tuned = [build_tower(recipe_named("minilm-finetuned", **small), seed) for seed in (1, 2)]
+    with torch.no_grad():
+        f = {k: [t.encode(["a photo of a star"]) for t in towers] for k, towers in (("frozen", frozen), ("tuned", tuned))}
+    assert torch.equal(*f["frozen"])  # one text tower: only the image heads differ
+    assert not torch.allclose(*f["tuned"]) and not torch.allclose(f["tuned"][0], f["frozen"][0])
