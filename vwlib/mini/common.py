@@ -5,11 +5,14 @@ Usage:
     ids = tokenize(tokenizer, captions, length=32)      # [N, 32] ids, padded with 0
     pixels = to_clip_pixels(images)                     # uint8 [B, 3, S, S] -> normalised float
     lr = warmup_cosine(step, steps, base=1e-3)
+    resume = Resume(folder / "towers.pt"); state = resume.load()   # a killed training goes on where it saved
 """
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import torch
 
@@ -58,3 +61,45 @@ def freeze_rows(embedding: torch.nn.Embedding, ids: torch.Tensor) -> torch.utils
         return grad * mask.to(grad.device, grad.dtype)
 
     return embedding.weight.register_hook(zero_frozen)
+
+
+SAVE_EVERY = 250  # steps between saves of a resumable training loop (a few seconds of a minute's work at most)
+
+
+class Resume:
+    """A training loop's state saved every `every` steps to `path` (atomically), so that a killed run, started
+    again with the same arguments, goes on from its last save and ends with the same weights. `path` None: off.
+
+    Usage:
+        resume = Resume(folder / "towers.pt")
+        start, curve = resume.restore(model, opt, g)          # 0, [] when nothing was saved
+        for step in range(start, steps): ...; resume.step(step, model, opt, g, curve)
+    """
+
+    def __init__(self, path: str | os.PathLike | None, every: int | None = None):
+        self.path, self.every = (Path(path) if path else None), every or SAVE_EVERY
+
+    def restore(self, model: torch.nn.Module, opt: torch.optim.Optimizer, rng) -> tuple[int, list]:
+        """Load the saved state into `model`, `opt` and `rng` (a torch.Generator or a numpy Generator); returns
+        the step to start from and the loss curve so far."""
+        if self.path is None or not self.path.is_file():
+            return 0, []
+        state = torch.load(self.path, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        if isinstance(rng, torch.Generator):
+            rng.set_state(state["rng"])
+        else:
+            rng.bit_generator.state = state["rng"]
+        return state["step"] + 1, state["curve"]
+
+    def step(self, step: int, model, opt, rng, curve: list, last: bool = False) -> None:
+        """Save after `step` when it is a multiple of `every` (or `last`)."""
+        if self.path is None or not (last or (step + 1) % self.every == 0):
+            return
+        rng_state = rng.get_state() if isinstance(rng, torch.Generator) else rng.bit_generator.state
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng_state, "step": step,
+                    "curve": list(curve)}, tmp)
+        os.replace(tmp, self.path)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .common import freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
+from .common import Resume, freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 from .data import caption_pool
 from .models import CONTEXT
 from .vocab import known_token_ids, known_words, shape_synonyms, world_words
@@ -107,14 +107,15 @@ def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size
                       distractors: int = DISTRACTORS, desc: str = "contrastive", weight_decay: float = 0.05,
                       logit_scale_range: tuple[float, float] = (1.0, 100.0), vocabulary_weight: float = 0.0,
                       vocabulary_batch: int = 128, vocabulary_temperature: float = 0.1, frozen_images: bool = False,
-                      **pool_kwargs) -> list:
+                      resume: Resume = Resume(None), **pool_kwargs) -> list:
     """Train `tower` contrastively on captioned world images (multi-positive InfoNCE with `distractors` extra
     caption negatives per step), its known token rows frozen. Batches are drawn on the CPU from the seeded generator,
     so `device` changes the arithmetic's order, not the data. `weight_decay` (AdamW, weight matrices only) and
     `logit_scale_range` (the learned inverse temperature is clamped to it; CLIP's: up to 100; equal ends fix it) are
     recipe levers for the towers' sensitivity. `vocabulary_weight` adds `vocabulary_loss` (every known word told apart
     from the others across phrasings). `frozen_images`: the image tower stays as it is (in eval mode) and only the
-    text side trains, against its features of the pool computed once (the tower lab, vwlib.mini.lab).
+    text side trains, against its features of the pool computed once (the tower lab, vwlib.mini.lab). `resume`:
+    where the loop saves its state, and goes on from when started again (common.Resume).
     Returns the loss curve [(step, loss)]."""
     model = tower.module.train().to(device)
     freeze_rows(tower.token_embedding, known_token_ids())
@@ -130,8 +131,8 @@ def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size
     cap = torch.tensor([caption_index[c] for c in pool.captions])
     opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     g = torch.Generator().manual_seed(seed)
-    curve = []
-    for step in (bar := tqdm(range(steps), desc=desc, mininterval=5)):
+    start, curve = resume.restore(model, opt, g)
+    for step in (bar := tqdm(range(start, steps), desc=desc, mininterval=5, initial=start, total=steps)):
         for group in opt.param_groups:
             group["lr"] = warmup_cosine(step, steps, lr)
         idx = torch.randint(len(cap), (batch,), generator=g)
@@ -158,6 +159,7 @@ def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size
         if step % log_every == 0 or step == steps - 1:
             curve.append((step, float(loss.detach())))
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        resume.step(step, model, opt, g, curve, last=step == steps - 1)
     model.eval()
     return curve
 

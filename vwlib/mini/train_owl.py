@@ -13,6 +13,8 @@ Usage:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,7 +22,7 @@ from torchvision.ops import generalized_box_iou, sigmoid_focal_loss
 from tqdm.auto import tqdm
 
 from ..data.world import ObjectSpec, render, sample_scene, sample_single
-from .common import freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
+from .common import Resume, freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 from .contrastive import Tower, train_contrastive
 from .data import object_phrase
 from .models import IMAGE_SIZE, SEEDS, build_mini
@@ -98,21 +100,24 @@ def owl_tower(model):
 
 def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12000, log_every: int = 50,
               pretrain_steps: int = PRETRAIN_STEPS, pretrain_pool: int = 30000, device: str = "cpu",
-              bare_share: float = BARE_SHARE):
+              bare_share: float = BARE_SHARE, resume_dir=None):
     """Pretrain both towers contrastively (`pretrain_steps`), then train the detector (`steps`). Returns (Loaded,
-    loss curve [(stage, step, loss)])."""
+    loss curve [(stage, step, loss)]). `resume_dir`: each stage saves its state there and a run started again goes
+    on from the last save."""
     loaded = build_mini("owl")
     pre_curve = train_contrastive(owl_tower(loaded.model), loaded.tokenizer, pretrain_steps, PRETRAIN_SEED, SIZE,
                                   pool_size=pretrain_pool, device=device, desc="mini-owl towers",
-                                  bare_share=bare_share)
+                                  bare_share=bare_share, resume=Resume(resume_dir and Path(resume_dir) / "towers.pt"))
     model = loaded.model.train().to(device)
     freeze_rows(loaded.token_embedding(), known_token_ids())
     images, scenes = _pool(pool_size, SEEDS["owl"] * 1000)
     grid = SIZE // model.config.vision_config.patch_size
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     rng = np.random.default_rng(SEEDS["owl"])
-    curve = [("towers", s, v) for s, v in pre_curve]
-    for step in (bar := tqdm(range(steps), desc="mini-owl", mininterval=5)):
+    resume = Resume(resume_dir and Path(resume_dir) / "detection.pt")
+    start, det_curve = resume.restore(model, opt, rng)
+    curve = [("towers", s, v) for s, v in pre_curve] + det_curve
+    for step in (bar := tqdm(range(start, steps), desc="mini-owl", mininterval=5, initial=start, total=steps)):
         for group in opt.param_groups:
             group["lr"] = warmup_cosine(step, steps, lr)
         idx = rng.integers(len(scenes), size=batch)
@@ -149,7 +154,8 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         loss.backward()
         opt.step()
         if step % log_every == 0 or step == steps - 1:
-            curve.append(("detection", step, float(loss)))
+            curve.append(("detection", step, float(loss.detach())))
             bar.set_postfix(loss=f"{float(loss):.3f}", cls=f"{float(cls_loss):.3f}", box=f"{float(box_loss):.3f}")
+        resume.step(step, model, opt, rng, [c for c in curve if c[0] == "detection"], last=step == steps - 1)
     loaded.model.eval()
     return loaded, curve
