@@ -240,7 +240,8 @@ def _mini_lab(args) -> int:
         print("run one: vw mini lab --recipe NAME [--pair]; each run appends a row to docs/data/tower_lab.csv")
         return 0
     overrides = {"steps": args.steps} if args.steps else {}
-    row = run_lab(recipe_named(args.recipe, **overrides), pair=args.pair)
+    row = run_lab(recipe_named(args.recipe, **overrides), pair=args.pair or bool(args.pair_image),
+                  pair_image=args.pair_image or "clip")
     if args.csv != "-":
         print(f"appended to {append_row(row, args.csv)}")
     print(json.dumps(row) if args.json else "\n".join(f"{k:<24} {v}" for k, v in row.items()))
@@ -514,6 +515,9 @@ def _model_commands(sub) -> None:
     s.add_argument("--recipe", help="lab: the text-tower recipe to screen (none: list them; vwlib.mini.lab.RECIPES)")
     s.add_argument("--pair", action="store_true", help="lab: also train a second tower of the recipe (another seed) "
                    "and measure whether words move between them (finding ii)")
+    s.add_argument("--pair-image", choices=["clip", "scorer"], help="lab: the image tower the second tower is fitted "
+                   "to (implies --pair; default clip: the same one, an upper bound on transfer; scorer: another "
+                   "model's image side)")
     s.add_argument("--csv", default="docs/data/tower_lab.csv", help="lab: the CSV the row is appended to (- : none)")
     s.add_argument("--table", action="store_true", help="lab: print the CSV's main columns as a Markdown table")
     s.set_defaults(func=_cmd_mini)

