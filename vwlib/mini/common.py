@@ -5,7 +5,7 @@ Usage:
     ids = tokenize(tokenizer, captions, length=32)      # [N, 32] ids, padded with 0
     pixels = to_clip_pixels(images)                     # uint8 [B, 3, S, S] -> normalised float
     lr = warmup_cosine(step, steps, base=1e-3)
-    resume = Resume(folder / "towers.pt"); state = resume.load()   # a killed training goes on where it saved
+    start, curve = Resume(folder / "towers.pt").restore(model, opt, g)   # a killed training goes on where it saved
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size
                       distractors: int = DISTRACTORS, desc: str = "contrastive", weight_decay: float = 0.05,
                       logit_scale_range: tuple[float, float] = (1.0, 100.0), vocabulary_weight: float = 0.0,
                       vocabulary_batch: int = 128, vocabulary_temperature: float = 0.1, frozen_images: bool = False,
-                      resume: Resume = Resume(None), **pool_kwargs) -> list:
+                      resume: Resume | None = None, **pool_kwargs) -> list:
     """Train `tower` contrastively on captioned world images (multi-positive InfoNCE with `distractors` extra
     caption negatives per step), its known token rows frozen. Batches are drawn on the CPU from the seeded generator,
     so `device` changes the arithmetic's order, not the data. `weight_decay` (AdamW, weight matrices only) and
@@ -131,6 +131,7 @@ def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size
     cap = torch.tensor([caption_index[c] for c in pool.captions])
     opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     g = torch.Generator().manual_seed(seed)
+    resume = resume or Resume(None)
     start, curve = resume.restore(model, opt, g)
     for step in (bar := tqdm(range(start, steps), desc=desc, mininterval=5, initial=start, total=steps)):
         for group in opt.param_groups:

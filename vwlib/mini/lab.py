@@ -11,7 +11,7 @@ Each run measures, on one machine and in one process:
 | text only    | `text_d0`, `text_d0.1`, `text_d0.5`, `text_dinf` | the text-only δ-ball test (no images: prompts vote)    |
 | screen       | `name`, `d0`, `paper_d*`, `own_d*`, `vote_d*` | classification words, 10 concepts × 5 unrelated anchors (+ own), the paper's signed-cosine loss and, beside it, the vote loss |
 | geometry     | `proj_*`, `cos_*`, `*_cone`, `gap`         | projection on the mean image direction; cosines with the concept's images; the cones |
-| finding (ii) | `transfer_d0.5`, `transfer_d0`             | tower A's δ = 0.5 words mapped (lstsq on the known rows) into tower B of the same recipe, another seed |
+| finding (ii) | `transfer_d0.5`, `transfer_d0`, `pair_image` | tower A's δ = 0.5 words mapped (lstsq on the known rows) into tower B of the same recipe, another seed, fitted to the same image tower or to mini-scorer's |
 | bar          | `screen_pass` and one flag per condition   | issue #32's screening bar                                   |
 
 Usage:
@@ -375,6 +375,7 @@ def screen_grid(tower: LabTower, screen: Screen, ds=None) -> tuple[dict, dict]:
     and δ = 0 controls and the geometry columns. Returns (columns, {δ: paper-loss words [T, D]} for the transfer)."""
     ds = ds or load_dataset("mini-objects")
     concepts = [ds.display_name(c) for c in ds.concepts[: screen.concepts]]
+
     def images(split):
         keep = [e for e in split if e.label < screen.concepts]
         return (tower.image_features(torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1) for e in keep])),
