@@ -266,7 +266,7 @@ def minilm_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
         return F.normalize(head(_clip_image_features(shipped.model)(images)), dim=-1)
 
     return LabTower(encode, table, known, token_id, image_features, float(logit.detach().exp().clamp(max=100)),
-                    {"final_loss": float(loss)})
+                    {"final_loss": float(loss.detach())})
 
 
 def _finetune(lm, head, logit, encode, captions, cap, feats, recipe: Recipe, g: torch.Generator,
