@@ -517,7 +517,11 @@ def screening_bar(row: dict) -> dict:
     return flags | {"screen_pass": all(flags.values())}
 
 
-def run_lab(recipe: Recipe, screen: Screen = Screen(), pair: bool = False, progress=print,
+def _say(message: str) -> None:
+    print(message, flush=True)  # a lab run's progress shows at once, also when its output goes to a log file
+
+
+def run_lab(recipe: Recipe, screen: Screen = Screen(), pair: bool = False, progress=_say,
             pair_image: str = "clip") -> dict:
     """Build `recipe`'s tower, measure every column of the table above, and return the CSV row. `pair`: also build
     a second tower of the recipe (seed + 1) and measure finding (ii) between them; `pair_image`: the image tower the
