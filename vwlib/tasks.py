@@ -201,6 +201,12 @@ class ClassificationTask(Task):
         return out
 
 
+def own_concept_boxes(examples, concept: int) -> list[torch.Tensor]:
+    """[K, 4] ground-truth boxes per example for one query of `concept`: only the concept's own objects are ground
+    truth; the other examples' detections are false positives (the study's detection evaluator)."""
+    return [torch.tensor(e.boxes if e.label == concept else [], dtype=torch.float).reshape(-1, 4) for e in examples]
+
+
 class DetectionTask(Task):
     name = "detection"
     IOU_POSITIVE = 0.5  # [decided] proposals with IoU >= 0.5 to a box of the concept (else the best one) are positive
@@ -234,9 +240,7 @@ class DetectionTask(Task):
         if self._val_side is None:
             self._val_side = owl_image_side(self.loaded, [e.image for e in self.ds.val])
         scores = owl_logits(self._val_side, F.normalize(output.float(), dim=-1)).sigmoid()  # [M, P, T]
-        # only the concept's own objects are ground truth; other images' detections are false positives
-        own = {c: [torch.tensor(e.boxes if e.label == c else [], dtype=torch.float).reshape(-1, 4) for e in self.ds.val]
-               for c in set(batch.concepts)}
+        own = {c: own_concept_boxes(self.ds.val, c) for c in set(batch.concepts)}
         return detection_maps(self._val_side["boxes"], scores, [own[c] for c in batch.concepts])
 
 

