@@ -136,3 +136,15 @@ def test_finetuned_minilm_towers_leave_their_ancestor_each_its_own_way():
         f = {k: [t.encode(["a photo of a star"]) for t in towers] for k, towers in (("frozen", frozen), ("tuned", tuned))}
     assert torch.equal(*f["frozen"])  # one text tower: only the image heads differ
     assert not torch.allclose(*f["tuned"]) and not torch.allclose(f["tuned"][0], f["frozen"][0])
+
+
+def test_centring_minilm_space_zeroes_the_mean_image_feature_where_the_loss_sees_it():
+    from vwlib.mini.data import caption_pool
+    from vwlib.mini.models import IMAGE_SIZE
+
+    small = dict(SMALL, pool_size=48)
+    plain, centred = (build_tower(recipe_named("minilm", center_shared=c, **small), 1) for c in (False, True))
+    images = caption_pool(48, IMAGE_SIZE["clip"], seed=1000).images  # the pool the head was fitted (and centred) on
+    mean = {k: t.image_features(images).mean(0).norm() for k, t in (("plain", plain), ("centred", centred))}
+    assert mean["plain"] > 0.5 and mean["centred"] < 0.5 * mean["plain"]
+    assert recipe_named("minilm-head-centered").center_shared

@@ -77,6 +77,7 @@ class Recipe:
     center_images: bool = False  # the image tower's output bias shifted so its mean feature is 0 (center_image_tower)
     finetune_layers: int = 0  # minilm: then train MiniLM's last k blocks with the head, on this tower's own data
     finetune_steps: int = 600
+    center_shared: bool = False  # minilm: the head's last bias shifted so its mean output (MiniLM's space) is 0
     note: str = ""
 
     def levers(self) -> dict:
@@ -104,6 +105,9 @@ RECIPES = {r.name: r for r in (
     Recipe("centered-synonyms", center_images=True, synonyms_per_shape=30, synonym_share=0.3,
            note="centred + 30 synonyms per shape"),
     Recipe("centered-no-distractors", center_images=True, distractors=0, note="centred, no distractor captions"),
+    Recipe("minilm-head-centered", tower="minilm", center_shared=True,
+           note="frozen MiniLM; the image features centred where the loss sees them, in MiniLM's space (after the "
+                "head): centring before the head left what all images share in the head's output"),
     Recipe("minilm-finetuned", tower="minilm", center_images=True, finetune_layers=2, finetune_steps=300,
            pool_size=10000,
            note="MiniLM's last 2 blocks fine-tuned with the head on each tower's own pool and seed (do towers of "
@@ -261,6 +265,9 @@ def minilm_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
     if recipe.finetune_layers:
         _finetune(lm, head, logit, encode, captions, cap, feats, recipe, g)
     head.eval().requires_grad_(False)
+    if recipe.center_shared:  # as center_image_tower, one step later: the mean output over the pool becomes 0
+        with torch.no_grad():
+            head[-1].bias -= head(feats).mean(0)
     lm.eval().requires_grad_(False)
 
     def image_features(images):
