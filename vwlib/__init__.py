@@ -33,7 +33,7 @@ _API = {
     "StudyConfig": "study.config", "run_study": "study.config", "training_curves": "study.config",
     "anchor_grid": "study.figure_data", "truncation_row": "study.figure_data", "layer_panels_data": "study.figure_data",
     "transfer_gallery": "study.inspector", "WordInspector": "study.inspector", "WordBrowser": "study.browser",
-    "fidelity": "study.fidelity", "ResultStore": "store", "Trial": "trials", "TransferMap": "transfer",
+    "fidelity": "study.fidelity", "reading": "study.readings", "ResultStore": "store", "Trial": "trials", "TransferMap": "transfer",
     "map_table": "transfer", "modality_gap_table": "cones", "export_word": "export", "load_word": "export",
     # statistics and the paper's numbers
     "headline": "stats", "summary": "stats", "bootstrap_ci": "stats", "paper_reference": "stats",

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from vwlib.roles import TASKS
 from vwlib.study.fidelity import FIDELITY_GRID, measure, report
 
 
@@ -15,14 +16,18 @@ def test_fidelity_measures_once_then_reads(tmp_path):
                   task_kwargs={"generation": {"num_inference_steps": 1, "batch_per_trial": 2}})
     first = report(measure(cfg, progress=False))
     records = sorted((tmp_path / "records").glob("*.json"))
-    assert {p.stem for p in records} == {"floor-mini-objects-generation", "floor-mini-objects-detection",
-                                        "floor-mini-objects-classification", "name-mini-objects-generation",
-                                        "name-mini-objects-detection", "name-mini-objects-classification",
-                                        "vocabulary", "delta0", "layers"}
+    assert {p.stem for p in records} == {"vocabulary"} | {f"{kind}-mini-objects-{task}" for task in TASKS
+                                                          for kind in ("floor", "name", "delta0", "layers")}
     stamps = {p: p.stat().st_mtime_ns for p in records}
     second = report(measure(cfg, progress=False))
     assert {p: p.stat().st_mtime_ns for p in records} == stamps  # read, not recomputed
     assert json.dumps(first["checks"], default=float) == json.dumps(second["checks"], default=float)
+    one_task = report(measure(replace(cfg, tasks=("classification",)), progress=False))  # a notebook's view
+    assert {p: p.stat().st_mtime_ns for p in records} == stamps  # the same records, shared
+    mine = {c["check"]: c for c in one_task["checks"]}
+    assert mine["delta/mini-objects/classification/saturation_at_0.5"] == \
+        {c["check"]: c for c in first["checks"]}["delta/mini-objects/classification/saturation_at_0.5"]
+    assert not any(k.startswith("control/mini-objects/generation") for k in mine)
     wider = report(measure(replace(cfg, concepts=3), progress=False))  # another grid: measured anew, not reused
     assert {p: p.stat().st_mtime_ns for p in records} != stamps
     assert {c["check"]: c["n"] for c in wider["checks"]}["floor/mini-objects/classification"] == 30

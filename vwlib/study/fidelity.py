@@ -119,17 +119,22 @@ def vocabulary_round_trips(src_text, dst_text, words: list[str]) -> list[bool]:
 # Collecting everything into the store
 # --------------------------------------------------------------------------------------------------------------
 
-def _stamp(cfg: StudyConfig) -> dict:
-    """What a record depends on: the models' weights and evaluators, and the grid it was measured on (JSON-normal,
-    so a stamp read back from disk compares equal)."""
+def _stamp(cfg: StudyConfig, dataset: str | None = None, tasks: tuple | None = None) -> dict:
+    """What a record depends on: the models' weights and evaluators, and the part of the grid it was measured on
+    (`dataset`, `tasks`: one dataset's cell, or one source's; None: not on the grid at all) — so that notebooks
+    judging one dataset and `vw fidelity` judging three share their records. JSON-normal: a stamp read back from
+    disk compares equal."""
     models = {t: evaluator_fingerprint(cfg.profile, t) for t in TASKS}
     models |= {f"{t}-weights": fingerprint(cfg.profile, t) for t in TASKS}
-    grid = {"datasets": cfg.datasets, "concepts": cfg.concepts, "anchors": cfg.anchors, "deltas": cfg.deltas,
-            "transfer_method": cfg.transfer_method, "task_kwargs": cfg.task_kwargs, "steps": cfg.steps, "lr": cfg.lr}
+    grid = None
+    if dataset is not None:
+        grid = {"dataset": dataset, "tasks": tasks, "concepts": cfg.concepts, "anchors": cfg.anchors,
+                "deltas": cfg.deltas, "transfer_method": cfg.transfer_method, "task_kwargs": cfg.task_kwargs,
+                "steps": cfg.steps, "lr": cfg.lr}
     return json.loads(json.dumps({"models": models, "grid": grid, "records": RECORDS_VERSION}, default=str))
 
 
-RECORDS_VERSION = 2  # 2: the δ = 0 control records which anchors are the concepts' own
+RECORDS_VERSION = 3  # 2: the δ = 0 control records which anchors are the concepts' own; 3: one record per cell
 
 
 def _cached(store: ResultStore, name: str, stamp: dict, compute):
@@ -141,9 +146,11 @@ def _cached(store: ResultStore, name: str, stamp: dict, compute):
 
 
 def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str | None = None) -> dict:
-    """Train and transfer what the store lacks of `cfg`'s grid, and compute (or read) every derived measurement.
+    """Train and transfer what the store lacks of `cfg`'s grid, and compute (or read) every derived measurement of
+    its datasets and of the tasks its words are trained for (`cfg.tasks`; their words are scored in all three).
     Returns {"table": the store table of the grid's trials, "floors", "names", "vocabulary", "layers", "blocks",
-    "delta0", "seconds"} (see `report` for how they are judged)."""
+    "delta0", "seconds"} (see `report` for how they are judged). Each record is kept per (dataset, task), so a
+    second call, or a call on fewer datasets or tasks, only reads."""
     t0 = time.time()
     device = resolve_device(device or cfg.device)
     store = ResultStore(cfg.out)
@@ -151,28 +158,29 @@ def measure(cfg: StudyConfig = FIDELITY_GRID, progress: bool = True, device: str
     trials = cfg.trials()
     run_trials(trials, store, device=device, progress=progress, models=models, task_kwargs=cfg.task_kwargs)
     transfer_all(cfg.profile, models, store, cfg.transfer_method, cfg.task_kwargs, ("input",), trials)
-    stamp = _stamp(cfg)
-    out = {"floors": {}, "names": {}, "delta0": {}}
-    tasks = functools.partial(build_task, cfg.profile, models=models, task_kwargs=cfg.task_kwargs, device=device)
-    for dataset in cfg.datasets:
-        concepts = cfg.concepts_of(dataset)
-        own = [own_anchor(dataset, c) for c in concepts]
-        for task_name in TASKS:
-            task = tasks(task_name, dataset)
-            out["floors"][f"{dataset}/{task_name}"] = _cached(
-                store, f"floor-{dataset}-{task_name}", stamp,
-                lambda: null_scores(task, concepts, own, cfg.profile))
-            out["names"][f"{dataset}/{task_name}"] = _cached(
-                store, f"name-{dataset}-{task_name}", stamp,
-                lambda: name_scores(task, concepts, own, cfg.profile))
+    out = {"floors": {}, "names": {}, "delta0": {}, "layers": {}}
+    # built only when a record is missing: building a task computes its frozen image side, the costly part
+    tasks = functools.cache(functools.partial(build_task, cfg.profile, models=models, task_kwargs=cfg.task_kwargs,
+                                              device=device))
     texts = {t: TextSide(models[t]) for t in TASKS}
     words = [w for w in world_words() if all(_known(texts[t], w) for t in TASKS)]
     # the maps transfer_all fitted and stored: the vocabulary is judged on the paper's lstsq ones
     maps = stored_maps(cfg.profile, models, store, cfg.transfer_method, device)
     lstsq = maps if cfg.transfer_method == "lstsq" else stored_maps(cfg.profile, models, store, "lstsq", device)
-    out["vocabulary"] = _cached(store, "vocabulary", stamp, lambda: _vocabulary(lstsq, texts, words))
-    out["delta0"] = _cached(store, "delta0", stamp, lambda: _delta0(cfg, tasks, texts, maps))
-    out["layers"] = _cached(store, "layers", stamp, lambda: _layers(cfg, store, texts, maps))
+    out["vocabulary"] = _cached(store, "vocabulary", _stamp(cfg), lambda: _vocabulary(lstsq, texts, words))
+    for dataset in cfg.datasets:
+        concepts = cfg.concepts_of(dataset)
+        own = [own_anchor(dataset, c) for c in concepts]
+        for task_name in cfg.tasks:
+            key, stamp = f"{dataset}/{task_name}", _stamp(cfg, dataset, (task_name,))
+            out["floors"][key] = _cached(store, f"floor-{dataset}-{task_name}", stamp,
+                                         lambda: null_scores(tasks(task_name, dataset), concepts, own, cfg.profile))
+            out["names"][key] = _cached(store, f"name-{dataset}-{task_name}", stamp,
+                                        lambda: name_scores(tasks(task_name, dataset), concepts, own, cfg.profile))
+            out["delta0"] |= _cached(store, f"delta0-{dataset}-{task_name}", stamp,
+                                     lambda: _delta0(cfg, tasks, texts, maps, dataset, task_name))
+            out["layers"] |= _cached(store, f"layers-{dataset}-{task_name}", stamp,
+                                     lambda: _layers(cfg, store, texts, maps, dataset, task_name))
     out["blocks"] = {t: texts[t].num_layers for t in TASKS} | {"scorer": TextSide(models["scorer"]).num_layers}
     out["table"] = store.table(trials)
     out["seconds"] = round(time.time() - t0, 1)
@@ -200,48 +208,43 @@ def _vocabulary(maps: dict, texts: dict, words: list[str]) -> dict:
 
 
 @torch.no_grad()
-def _delta0(cfg: StudyConfig, tasks: Callable, texts: dict, maps: dict) -> dict:
-    """The δ = 0 control: each grid trial's anchor row itself (no training), mapped into each other model and scored
-    there; and in its own model (the anchor word as it is). {"<dataset>/<src>-><dst>": {"scores": [T], "own": [T]
-    (whether the trial's anchor is its concept's own)}}."""
+def _delta0(cfg: StudyConfig, tasks: Callable, texts: dict, maps: dict, dataset: str, src: str) -> dict:
+    """The δ = 0 control of `src` words on `dataset`: each grid trial's anchor row itself (no training), mapped into
+    each other model and scored there; and in its own model (the anchor word as it is). {"<dataset>/<src>-><dst>":
+    {"scores": [T], "own": [T] (whether the trial's anchor is its concept's own)}}."""
     out = {}
-    for dataset in cfg.datasets:
-        for src in TASKS:
-            trials = [t for t in replace(cfg, datasets=(dataset,), tasks=(src,), deltas=("inf",)).trials()]
-            ids = torch.tensor([single_token_id(texts[src].loaded.tokenizer, t.anchor) for t in trials])
-            rows = texts[src].embedding.weight.detach()[ids].float()
-            for dst in TASKS:
-                task = tasks(dst, dataset)
-                words = rows if dst == src else maps[(src, dst)](rows)
-                batch = make_batch(task, [replace(t, task=dst) for t in trials])
-                out[f"{dataset}/{src}->{dst}"] = {"scores": _metric(dst, task.evaluate(words, batch)),
-                                                   "own": [t.anchor == own_anchor(dataset, t.concept) for t in trials]}
+    trials = replace(cfg, datasets=(dataset,), tasks=(src,), deltas=("inf",)).trials()
+    ids = torch.tensor([single_token_id(texts[src].loaded.tokenizer, t.anchor) for t in trials])
+    rows = texts[src].embedding.weight.detach()[ids].float()
+    for dst in TASKS:
+        task = tasks(dst, dataset)
+        words = rows if dst == src else maps[(src, dst)](rows)
+        batch = make_batch(task, [replace(t, task=dst) for t in trials])
+        out[f"{dataset}/{src}->{dst}"] = {"scores": _metric(dst, task.evaluate(words, batch)),
+                                           "own": [t.anchor == own_anchor(dataset, t.concept) for t in trials]}
     return out
 
 
-def _layers(cfg: StudyConfig, store: ResultStore, texts: dict, maps: dict) -> dict:
+def _layers(cfg: StudyConfig, store: ResultStore, texts: dict, maps: dict, dataset: str, source: str) -> dict:
     """5-NN purity shares of the generator's end-of-text activations at evenly spaced layers, by concept and by
-    anchor, for generation words (in-domain) and for classification and detection words mapped in, at δ = 0.5."""
-    out = {}
+    anchor, for `source` words of `dataset` at δ = 0.5 (generation: in-domain; the others mapped in).
+    {"<dataset>/<source>": {layer: {"concept": [T], "anchor": [T]}}}, or {} with too few words."""
     target = texts["generation"]
     layers = evenly_spaced_layers(target.num_layers)
-    for dataset in cfg.datasets:
-        for source in TASKS:
-            grid = replace(cfg, datasets=(dataset,), tasks=(source,), deltas=(PROBE_DELTA,)).trials()
-            grid = [t for t in grid if store.done(t) and store.status(t) == "ok"]
-            if len(grid) < 4:  # too few points for a neighbourhood
-                continue
-            words = store.load_words(grid)
-            if source != "generation":
-                words = maps[(source, "generation")](words)
-            anchor_ids = torch.tensor([single_token_id(target.loaded.tokenizer, t.anchor) for t in grid])
-            ids = target.ids([PROMPTS["generation"].format(t.anchor) for t in grid])
-            acts = pooled_activations(target, ids, anchor_ids, words, layers)
-            concepts = pd.factorize(pd.Series([t.concept for t in grid]))[0]
-            anchors = pd.factorize(pd.Series([t.anchor for t in grid]))[0]
-            out[f"{dataset}/{source}"] = {str(k): {"concept": knn_shares(x, concepts).tolist(),
-                                                   "anchor": knn_shares(x, anchors).tolist()} for k, x in acts.items()}
-    return out
+    grid = replace(cfg, datasets=(dataset,), tasks=(source,), deltas=(PROBE_DELTA,)).trials()
+    grid = [t for t in grid if store.done(t) and store.status(t) == "ok"]
+    if len(grid) < 4:  # too few points for a neighbourhood
+        return {}
+    words = store.load_words(grid)
+    if source != "generation":
+        words = maps[(source, "generation")](words)
+    anchor_ids = torch.tensor([single_token_id(target.loaded.tokenizer, t.anchor) for t in grid])
+    ids = target.ids([PROMPTS["generation"].format(t.anchor) for t in grid])
+    acts = pooled_activations(target, ids, anchor_ids, words, layers)
+    concepts = pd.factorize(pd.Series([t.concept for t in grid]))[0]
+    anchors = pd.factorize(pd.Series([t.anchor for t in grid]))[0]
+    return {f"{dataset}/{source}": {str(k): {"concept": knn_shares(x, concepts).tolist(),
+                                             "anchor": knn_shares(x, anchors).tolist()} for k, x in acts.items()}}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -410,8 +413,10 @@ def _is_own(frame: pd.DataFrame) -> pd.Series:
 
 
 def fidelity(out: str = FIDELITY_GRID.out, profile: str = "mini", concepts: int = 10, progress: bool = True,
-             device: str = "auto", datasets: tuple = MINI_DATASETS) -> dict:
-    """Measure (what the store lacks) and report the fidelity grid (`concepts` x `concepts` per dataset) in result
-    store `out`."""
-    cfg = replace(FIDELITY_GRID, out=str(out), profile=profile, concepts=concepts, datasets=tuple(datasets))
-    return report(measure(cfg, progress=progress, device=device))
+             device: str = "auto", datasets: tuple = MINI_DATASETS, tasks: tuple = TASKS) -> dict:
+    """Measure (what the store lacks) and report the fidelity grid (`concepts` x `concepts` per dataset, words
+    trained for `tasks`) in result store `out`."""
+    cfg = replace(FIDELITY_GRID, out=str(out), profile=profile, concepts=concepts, datasets=tuple(datasets),
+                  tasks=tuple(tasks))
+    grid = f"{concepts} × {concepts} concept × anchor grid of each dataset, δ = 0.1, 0.5, ∞"
+    return report(measure(cfg, progress=progress, device=device)) | {"grid": grid}
