@@ -14,9 +14,14 @@ torch's FlopCounterMode), and with --peak-tflops the share of the device's peak;
 set-up (the image side), warm-up (the first step's extra), the steady seconds per step (and its TFLOP/s, share of
 peak), scoring per word, and words per hour end to end (set-up, warm-up, the profile's steps, scoring).
 
+With `--levers` it times the batched engine once per GPU lever (vwlib.models.accel.LEVERS: "eager" first, then
+each lever alone, in this one process) and writes one JSON per (task, lever) into `--out-dir`, the device named.
+
 Usage:
     python bench/engine_speed.py                       # all three tasks on the mini world, 2 threads
     python bench/engine_speed.py --profile paper --device cuda --trials 8 --peak-tflops 989   # an H100, bf16
+    python bench/engine_speed.py --profile paper-random --device cuda --task detection \
+        --levers eager attention-flash gpu-nms --out-dir bench/results/cuda   # bench/gpu_run.sh does this
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import torch
 
 from vwlib.data.datasets import load_dataset
 from vwlib.engine import ADAM, nearest_word_distance, project, train_words
-from vwlib.models.accel import accelerate, autocast
+from vwlib.models.accel import LEVERS, accelerate, attention_backend, autocast, device_name
 from vwlib.models.profiles import load_model
 from vwlib.study.config import StudyConfig
 from vwlib.tasks import DEFAULTS, make_batch, make_task, task_kwargs_for
@@ -131,7 +136,12 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--peak-tflops", type=float, help="the device's peak (e.g. 989 for an H100 SXM's dense bf16): "
                    "prints the achieved share of it")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--levers", nargs="+", choices=list(LEVERS),
+                   help="time the batched engine under each GPU lever in turn (no sequential loop)")
+    p.add_argument("--out-dir", help="with --levers: one JSON per (task, lever) here")
     args = p.parse_args(argv)
+    if args.levers:
+        return lever_runs(args)
     torch.set_num_threads(args.threads)
     ds = load_dataset(args.dataset)
     rows = []
@@ -189,6 +199,53 @@ def main(argv=None) -> list[dict]:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
+    return rows
+
+
+def lever_runs(args) -> list[dict]:
+    """The batched engine of each task once per lever, in this process (the model loaded once per task): set-up,
+    warm-up, steady seconds per step, scoring per word, words per hour end to end at the profile's steps and, with
+    --peak-tflops, the steady share of peak; one JSON per run in args.out_dir."""
+    import os
+
+    torch.set_num_threads(args.threads)
+    ds = load_dataset(args.dataset)
+    rows = []
+    for task_name in TARGETS if args.task == "all" else [args.task]:
+        model = load_model(args.profile, task_name, device=args.device)
+        if args.device.startswith("cuda"):
+            accelerate(model)
+        base = task_kwargs_for(args.profile, task_name)
+        eval_kwargs = {k: base.pop(k) for k in ("num_inference_steps", "guidance_scale") if k in base}
+        if task_name == "generation":
+            eval_kwargs["scorer"] = load_model(args.profile, "scorer", device=args.device)
+        profile_steps, lr = DEFAULTS[args.profile][task_name]
+        steps = args.steps or profile_steps
+        trials = trials_for(args.profile, task_name, args.dataset, args.trials, args.delta)
+        for name in args.levers:
+            lever = LEVERS[name]
+            if lever.gpu_nms and task_name != "detection":
+                continue  # only the detector's evaluator runs NMS
+            kwargs = base | ({"gpu_nms": True} if lever.gpu_nms else {})
+            with attention_backend(lever.attention, args.device):
+                timing = run_batched(task_name, model, ds, trials, steps, lr, kwargs, args.device, eval_kwargs)
+            end_to_end = (timing["setup"] + timing["warmup"] + timing["steady_step"] * profile_steps
+                          + timing["scoring_per_word"] * len(trials))
+            row = {"task": task_name, "lever": name, "levers": lever.named(), "profile": args.profile,
+                   "device": device_name(args.device), "trials": len(trials), "steps": steps,
+                   "profile_steps": profile_steps, "words_per_hour_end_to_end": 3600 * len(trials) / end_to_end,
+                   "steady_tflops": timing["step_flops"] / timing["steady_step"] / 1e12}
+            row |= {k: timing[k] for k in ("setup", "warmup", "steady_step", "scoring_per_word")}
+            if args.peak_tflops:
+                row["steady_share_of_peak"] = row["steady_tflops"] / args.peak_tflops
+            rows.append(row)
+            print(f"{task_name:<15} {name:<20} steady {row['steady_step']:.4f} s/step, scoring "
+                  f"{row['scoring_per_word']:.3f} s/word -> {row['words_per_hour_end_to_end']:,.0f} words/hour end to "
+                  f"end ({row['device']})", flush=True)
+            if args.out_dir:
+                os.makedirs(args.out_dir, exist_ok=True)
+                with open(os.path.join(args.out_dir, f"engine_{task_name}_{name}.json"), "w") as f:
+                    json.dump(row, f, indent=1)
     return rows
 
 

@@ -60,14 +60,42 @@ def detection_map(boxes: torch.Tensor, scores: torch.Tensor, targets: list[dict]
     return summarise(precision)
 
 
-def detection_maps(boxes: torch.Tensor, scores: torch.Tensor, gt_boxes: list[list[torch.Tensor]]) -> list[dict]:
+def detection_maps(boxes: torch.Tensor, scores: torch.Tensor, gt_boxes: list[list[torch.Tensor]],
+                   on_device: bool = False) -> list[dict]:
     """`detection_map` of each query alone (one category per evaluation), all Q at once: the detection evaluator
-    of Q trained words. boxes [M, P, 4]; scores [M, P, Q]; gt_boxes[q][m]: [K, 4] query q's objects in image m."""
-    boxes, scores = boxes.float().cpu(), scores.float().cpu()
-    dets = [[owl_detections(boxes[m], scores[m, :, k:k + 1]) for m in range(len(boxes))] for k in range(len(gt_boxes))]
+    of Q trained words. boxes [M, P, 4]; scores [M, P, Q]; gt_boxes[q][m]: [K, 4] query q's objects in image m.
+    on_device: the NMS of all M × Q (image, query) pairs as one batched call where the scores are (a GPU lever,
+    `Levers.gpu_nms`; the same detections as the per-image CPU path), then the bookkeeping on the CPU."""
+    if on_device:
+        dets = _nms_all(boxes, scores)
+    else:
+        boxes, scores = boxes.float().cpu(), scores.float().cpu()
+        dets = [[owl_detections(boxes[m], scores[m, :, k:k + 1]) for m in range(len(boxes))]
+                for k in range(len(gt_boxes))]
     precision = coco_precision([[d["boxes"] for d in row] for row in dets], [[d["scores"] for d in row] for row in dets],
                                gt_boxes)
     return [summarise(precision[k:k + 1]) for k in range(len(gt_boxes))]
+
+
+def _nms_all(boxes: torch.Tensor, scores: torch.Tensor) -> list[list[dict]]:
+    """dets[q][m] = {"boxes", "scores"} (CPU, by decreasing score) of query q in image m after NMS at OWL_NMS_IOU:
+    one batched_nms over every (image, query) group on the scores' device, one copy back."""
+    from torchvision.ops import batched_nms
+
+    from .models.vision import OWL_NMS_IOU
+
+    m, p, q = scores.shape
+    flat_boxes = boxes.float()[:, :, None, :].expand(m, p, q, 4).reshape(-1, 4)
+    group = (torch.arange(m, device=scores.device)[:, None, None] * q
+             + torch.arange(q, device=scores.device)[None, None, :]).expand(m, p, q).reshape(-1)
+    flat_scores = scores.float().reshape(-1)
+    keep = batched_nms(flat_boxes, flat_scores, group, OWL_NMS_IOU)  # by decreasing score
+    kept_boxes, kept_scores, kept_group = (t[keep].cpu() for t in (flat_boxes, flat_scores, group))
+    order = torch.argsort(kept_group, stable=True)  # grouped, each group still by decreasing score
+    counts = torch.bincount(kept_group, minlength=m * q).tolist()
+    parts = zip(kept_boxes[order].split(counts), kept_scores[order].split(counts))
+    by_group = [{"boxes": b, "scores": s} for b, s in parts]
+    return [[by_group[i * q + k] for i in range(m)] for k in range(q)]
 
 
 def _iou_coco(dt: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

@@ -211,8 +211,9 @@ class DetectionTask(Task):
     name = "detection"
     IOU_POSITIVE = 0.5  # [decided] proposals with IoU >= 0.5 to a box of the concept (else the best one) are positive
 
-    def __init__(self, loaded, dataset):
+    def __init__(self, loaded, dataset, gpu_nms: bool = False):
         super().__init__(loaded, dataset)
+        self.gpu_nms = gpu_nms  # NMS of every image and word in one batched call on the device (Levers.gpu_nms)
         side = owl_image_side(loaded, [e.image for e in dataset.train])
         self.train_embeds = side["class_embeds"]  # [N, P, E]
         positive = torch.zeros(self.train_embeds.shape[:2], dtype=torch.bool)
@@ -241,7 +242,7 @@ class DetectionTask(Task):
             self._val_side = owl_image_side(self.loaded, [e.image for e in self.ds.val])
         scores = owl_logits(self._val_side, F.normalize(output.float(), dim=-1)).sigmoid()  # [M, P, T]
         own = {c: own_concept_boxes(self.ds.val, c) for c in set(batch.concepts)}
-        return detection_maps(self._val_side["boxes"], scores, [own[c] for c in batch.concepts])
+        return detection_maps(self._val_side["boxes"], scores, [own[c] for c in batch.concepts], on_device=self.gpu_nms)
 
 
 class GenerationTask(Task):

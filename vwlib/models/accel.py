@@ -1,17 +1,24 @@
 """The GPU fast path: bf16 autocast of the frozen towers (the word, its gradient and Adam state stay fp32), SDPA
-attention, channels-last UNet/VAE, optional `torch.compile` (each family's settings live in its adapter).
+attention, channels-last UNet/VAE, optional `torch.compile` (each family's settings live in its adapter), and the
+levers a GPU run may turn on one at a time (`Levers`: each off by default where it changes numbers).
 
 Usage:
     accelerate(loaded, compile=False)       # once, after loading onto the device
     with autocast(device):
         losses = task.losses(words, batch)
+    levers = LEVERS["attention-flash"]
+    with attention_backend(levers.attention, device):   # SDPA's kernel, checked to exist here
+        train_words(...)
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import asdict, dataclass
 
 import torch
+
+from ..errors import VWError
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -122,3 +129,77 @@ class HostSyncCounter:
             setattr(torch.Tensor, method, original)
         return False
 
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Levers of a GPU run (issue #35): each one named, off by default where it changes numbers, and reported
+# --------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Levers:
+    """attention: SDPA's backend ("default": PyTorch's choice, or "flash", "efficient", "cudnn", "math"; refused
+    where it cannot run); gpu_nms: the detection evaluator's NMS for every image and word in one batched call on the
+    model's device (the same detections as the per-image CPU path). Not yet levers (issue #35): frozen weights
+    stored in bf16 (the image sides and evaluators would need autocast too), torch.compile proven equal to eager,
+    CUDA graphs of the generation step."""
+
+    attention: str = "default"
+    gpu_nms: bool = False
+
+    def named(self) -> dict:
+        return asdict(self)
+
+
+LEVERS = {  # what bench/gpu_run.sh turns on, one at a time, after an eager run
+    "eager": Levers(),
+    "attention-flash": Levers(attention="flash"),
+    "attention-efficient": Levers(attention="efficient"),
+    "gpu-nms": Levers(gpu_nms=True),
+}
+
+
+def _backends() -> dict:
+    from torch.nn.attention import SDPBackend
+
+    return {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+            "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
+
+
+def backend_available(name: str, device: torch.device | str) -> bool:
+    """Whether SDPA can run backend `name` on `device` (probed with one small call, in the dtype the fast path uses:
+    bf16 on CUDA, fp32 elsewhere)."""
+    from torch.nn.attention import sdpa_kernel
+
+    device = torch.device(device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    q = torch.zeros(1, 2, 8, 64, device=device, dtype=dtype)
+    try:
+        with sdpa_kernel([_backends()[name]]):
+            torch.nn.functional.scaled_dot_product_attention(q, q, q)
+        return True
+    except RuntimeError:
+        return False
+
+
+def attention_backend(name: str, device: torch.device | str):
+    """A context in which every SDPA call runs backend `name` ("default": no constraint). Raises VWError, naming the
+    backends this device has, when `name` is unknown or cannot run here — not a silent fallback."""
+    if name == "default":
+        return contextlib.nullcontext()
+    if name not in _backends():
+        raise VWError(f"unknown attention backend {name!r}; choose default, {', '.join(_backends())}")
+    if not backend_available(name, device):
+        have = [b for b in _backends() if backend_available(b, device)]
+        raise VWError(f"the {name!r} attention backend cannot run on {torch.device(device)} here (available: "
+                      f"{', '.join(have) or 'none'}); choose one of those, or 'default'")
+    from torch.nn.attention import sdpa_kernel
+
+    return sdpa_kernel([_backends()[name]])
+
+
+def device_name(device: torch.device | str) -> str:
+    """The device in words, for a benchmark's record: "NVIDIA H100 80GB HBM3", or "cpu (<n> threads)"."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"

@@ -1,0 +1,38 @@
+"""The GPU levers (vwlib.models.accel.Levers, issue #35), checked on the CPU: each does what it says, is off by
+default, refuses what this machine cannot run, and leaves the numbers as they are."""
+
+import pytest
+import torch
+
+from vwlib.errors import VWError
+from vwlib.metrics import detection_maps
+from vwlib.models.accel import LEVERS, Levers, attention_backend, backend_available, device_name
+
+
+def test_levers_are_off_by_default_and_named():
+    assert Levers() == LEVERS["eager"] and Levers().named() == {"attention": "default", "gpu_nms": False}
+    assert {name for name, lever in LEVERS.items() if lever != Levers()} == set(LEVERS) - {"eager"}
+    assert device_name("cpu").startswith("cpu (")
+
+
+def test_attention_backend_runs_what_it_names_and_refuses_what_cannot_run_here():
+    q = torch.randn(1, 2, 8, 16)
+    with attention_backend("math", "cpu"):
+        out = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    with attention_backend("default", "cpu"):
+        assert torch.allclose(out, torch.nn.functional.scaled_dot_product_attention(q, q, q), atol=1e-5)
+    assert backend_available("math", "cpu") and not backend_available("cudnn", "cpu")
+    with pytest.raises(VWError, match="'cudnn' attention backend cannot run on cpu.*available: .*math"):
+        attention_backend("cudnn", "cpu")
+    with pytest.raises(VWError, match="unknown attention backend 'fast'"):
+        attention_backend("fast", "cpu")
+
+
+def test_nms_on_the_device_in_one_call_gives_the_per_image_detections():
+    g = torch.Generator().manual_seed(0)
+    m, p, q = 4, 30, 3
+    xy = torch.rand(m, p, 2, generator=g) * 50
+    boxes = torch.cat([xy, xy + 5 + torch.rand(m, p, 2, generator=g) * 20], -1)  # overlapping boxes: NMS acts
+    scores = torch.rand(m, p, q, generator=g)
+    gt = [[boxes[i, :2] + 1 for i in range(m)] for _ in range(q)]
+    assert detection_maps(boxes, scores, gt, on_device=True) == detection_maps(boxes, scores, gt)
