@@ -36,7 +36,7 @@ import torch
 
 from vwlib.data.datasets import load_dataset
 from vwlib.engine import ADAM, nearest_word_distance, project, train_words
-from vwlib.models.accel import LEVERS, accelerate, attention_backend, autocast, device_name
+from vwlib.models.accel import LEVERS, accelerate, apply_levers, autocast, device_name, lever_context
 from vwlib.models.profiles import load_model
 from vwlib.study.config import StudyConfig
 from vwlib.tasks import DEFAULTS, make_batch, make_task, task_kwargs_for
@@ -227,8 +227,13 @@ def lever_runs(args) -> list[dict]:
             if lever.gpu_nms and task_name != "detection":
                 continue  # only the detector's evaluator runs NMS
             kwargs = base | ({"gpu_nms": True} if lever.gpu_nms else {})
-            with attention_backend(lever.attention, args.device):
-                timing = run_batched(task_name, model, ds, trials, steps, lr, kwargs, args.device, eval_kwargs)
+            # a weight-side lever changes the model in place: it gets a fresh copy
+            runs_on = apply_levers(load_model(args.profile, task_name, device=args.device), lever) \
+                if lever.weights_bf16 else model
+            if lever.weights_bf16 and args.device.startswith("cuda"):
+                accelerate(runs_on)
+            with lever_context(lever, args.device):
+                timing = run_batched(task_name, runs_on, ds, trials, steps, lr, kwargs, args.device, eval_kwargs)
             end_to_end = (timing["setup"] + timing["warmup"] + timing["steady_step"] * profile_steps
                           + timing["scoring_per_word"] * len(trials))
             row = {"task": task_name, "lever": name, "levers": lever.named(), "profile": args.profile,

@@ -18,12 +18,12 @@ PEAK=${2:-}
 mkdir -p "$OUT"
 if [[ $DRY == 1 ]]; then
   ARGS=(--profile tiny --device cpu --trials 2 --steps 3 --threads 1)
-  LEVERS=(eager gpu-nms)
+  LEVERS=(eager gpu-nms bf16-weights)
 else
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: use --dry')"
   make test-gpu 2>&1 | tee "$OUT/test_gpu.log"
   ARGS=(--profile paper-random --device cuda --trials 8 ${PEAK:+--peak-tflops "$PEAK"})
-  LEVERS=(eager attention-flash attention-efficient gpu-nms)
+  LEVERS=(eager attention-flash attention-efficient gpu-nms bf16-weights)
 fi
 for task in classification detection generation; do
   "$PY" bench/engine_speed.py --task "$task" "${ARGS[@]}" --levers "${LEVERS[@]}" --out-dir "$OUT"

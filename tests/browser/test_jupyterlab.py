@@ -3,8 +3,8 @@
 JupyterLab starts with its token off on a free loopback port and a temporary root; Playwright (from PyPI) drives
 Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it). The tour, prepared for the tiny profile with
 `papermill --prepare-only` and its figures sent to a temporary folder, runs all its cells; the test asserts that
-figures rendered and no cell errored, saves a screenshot to build/jupyterlab_tour.png and stops the server it
-started, by its pid. Skipped, with the reason, where Chromium or Playwright is missing.
+figures and a reading rendered and no cell errored, saves screenshots to build/jupyterlab_tour.png and
+build/jupyterlab_reading.png and stops the server it started, by its pid. Skipped, with the reason, where Chromium or Playwright is missing.
 """
 
 import os
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
 # Chromium as root in a container, on a machine whose network is closed: no sandbox, no background connections.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-TOUR = {"profile": "tiny", "deltas": [0.5, "inf"], "device": "cpu"}
+TOUR = {"profile": "tiny", "deltas": [0.5, "inf"], "concepts": 2, "device": "cpu"}
 
 
 def _free_port() -> int:
@@ -111,6 +111,11 @@ def test_tour_runs_in_jupyterlab_and_shows_its_figures(lab):
         BUILD_DIR.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(BUILD_DIR / "jupyterlab_tour.png"))
         rendered = page.locator(".jp-OutputArea-output img").count()
+        # the first figure's reading, as a student sees it: the claims, the numbers, the verdicts
+        reading = page.locator(".jp-OutputArea-output", has_text="Reading").first
+        reading.scroll_into_view_if_needed()
+        reading.screenshot(path=str(BUILD_DIR / "jupyterlab_reading.png"))
+        tables = page.locator(".jp-OutputArea-output table", has_text="reproduced").count()
         page.keyboard.press("Control+s")  # what Lab ran, as the notebook file: every cell, rendered or not
         time.sleep(3)
         browser.close()
@@ -122,3 +127,5 @@ def test_tour_runs_in_jupyterlab_and_shows_its_figures(lab):
     images = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
     assert images >= 3 and rendered >= 1  # the δ curve, the training curves, the truncation row; drawn in the page
     assert len(list(figures.glob("*.png"))) >= 3  # written to the temporary folder, not figures/
+    assert tables >= 1  # a reading rendered as a table under its figure
+    assert any("application/vnd.vwlib.reading+json" in o.get("data", {}) for c in code for o in c.outputs)

@@ -6,11 +6,18 @@ import torch
 
 from vwlib.errors import VWError
 from vwlib.metrics import detection_maps
-from vwlib.models.accel import LEVERS, Levers, attention_backend, backend_available, device_name
+from vwlib import build_tiny
+from vwlib.data.datasets import load_dataset
+from vwlib.engine import train_words
+from vwlib.models.accel import (LEVERS, Levers, apply_levers, attention_backend, backend_available, device_name,
+                                lever_context)
+from vwlib.tasks import make_batch, make_task
+from vwlib.trials import Trial
 
 
 def test_levers_are_off_by_default_and_named():
-    assert Levers() == LEVERS["eager"] and Levers().named() == {"attention": "default", "gpu_nms": False}
+    assert Levers() == LEVERS["eager"] and Levers().named() == {"attention": "default", "gpu_nms": False,
+                                                                "weights_bf16": False}
     assert {name for name, lever in LEVERS.items() if lever != Levers()} == set(LEVERS) - {"eager"}
     assert device_name("cpu").startswith("cpu (")
 
@@ -36,3 +43,21 @@ def test_nms_on_the_device_in_one_call_gives_the_per_image_detections():
     scores = torch.rand(m, p, q, generator=g)
     gt = [[boxes[i, :2] + 1 for i in range(m)] for _ in range(q)]
     assert detection_maps(boxes, scores, gt, on_device=True) == detection_maps(boxes, scores, gt)
+
+
+def test_bf16_weights_keep_the_word_and_its_optimizer_in_fp32_within_the_stated_tolerance():
+    ds = load_dataset("mini-objects")
+    trials = [Trial("tiny", "classification", "mini-objects", c, a, 0.5) for c, a in (("star", "heart"), ("moon", "star"))]
+    losses = {}
+    for name in ("eager", "bf16-weights"):
+        torch.manual_seed(0)
+        loaded = apply_levers(build_tiny("open_clip"), LEVERS[name])
+        with lever_context(LEVERS[name], "cpu"):
+            task = make_task("classification", loaded, ds)  # the image side under the same autocast
+            words, info = train_words(task, make_batch(task, trials), [t.delta for t in trials], 3, 5e-3)
+        assert words.dtype == torch.float32  # the word (and with it Adam's state) stays fp32
+        assert task.text.embedding.weight.dtype == (torch.bfloat16 if name == "bf16-weights" else torch.float32)
+        assert loaded.meta["levers"]["weights_bf16"] == (name == "bf16-weights")
+        losses[name] = torch.tensor(info["final_loss"])
+    # stated tolerance: the signed-cosine loss (in [-2, 2]) of every word within 0.005 of the fp32 run's
+    assert float((losses["eager"] - losses["bf16-weights"]).abs().max()) < 0.005

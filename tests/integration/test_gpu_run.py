@@ -13,8 +13,8 @@ def test_gpu_run_dry_mode_writes_one_named_json_per_task_and_lever(tmp_path):
     subprocess.run(["bash", str(ROOT / "bench" / "gpu_run.sh"), "--dry", str(out)], check=True, cwd=ROOT,
                    capture_output=True, text=True, timeout=300)
     runs = {p.stem: json.loads(p.read_text()) for p in out.glob("engine_*.json")}
-    assert set(runs) == {"engine_classification_eager", "engine_detection_eager", "engine_generation_eager",
-                         "engine_detection_gpu-nms"}
+    assert set(runs) == {f"engine_{task}_{lever}" for task in ("classification", "detection", "generation")
+                         for lever in ("eager", "bf16-weights")} | {"engine_detection_gpu-nms"}
     for row in runs.values():
         assert row["device"].startswith("cpu (") and row["profile"] == "tiny"
         assert row["words_per_hour_end_to_end"] > 0 and row["setup"] > 0 and row["scoring_per_word"] > 0

@@ -139,12 +139,15 @@ class HostSyncCounter:
 class Levers:
     """attention: SDPA's backend ("default": PyTorch's choice, or "flash", "efficient", "cudnn", "math"; refused
     where it cannot run); gpu_nms: the detection evaluator's NMS for every image and word in one batched call on the
-    model's device (the same detections as the per-image CPU path). Not yet levers (issue #35): frozen weights
-    stored in bf16 (the image sides and evaluators would need autocast too), torch.compile proven equal to eager,
+    model's device (the same detections as the per-image CPU path); weights_bf16: the frozen weights stored in bf16
+    (`apply_levers`) and everything run under bf16 autocast (`lever_context`: image sides, training, evaluation),
+    the word, its gradient and Adam's state in fp32 — it changes numbers (the anchor rows are read from a bf16
+    table), within the tolerance its test states. Not yet levers (issue #35): torch.compile proven equal to eager,
     CUDA graphs of the generation step."""
 
     attention: str = "default"
     gpu_nms: bool = False
+    weights_bf16: bool = False
 
     def named(self) -> dict:
         return asdict(self)
@@ -155,7 +158,28 @@ LEVERS = {  # what bench/gpu_run.sh turns on, one at a time, after an eager run
     "attention-flash": Levers(attention="flash"),
     "attention-efficient": Levers(attention="efficient"),
     "gpu-nms": Levers(gpu_nms=True),
+    "bf16-weights": Levers(weights_bf16=True),
 }
+
+
+def apply_levers(loaded, levers: Levers):
+    """Put the weight-side levers on a loaded model, in place (`weights_bf16`: its frozen modules cast to bf16);
+    recorded in loaded.meta["levers"]. Run the model inside `lever_context(levers, device)` afterwards."""
+    if levers.weights_bf16:
+        for module in loaded.adapter.frozen_modules():
+            module.to(torch.bfloat16)
+    loaded.meta["levers"] = levers.named()
+    return loaded
+
+
+def lever_context(levers: Levers, device: torch.device | str):
+    """The context-side levers: the attention backend, and bf16 autocast on any device for bf16 weights (fp32
+    inputs such as pixels and the fp32 word then meet bf16 weights; the engine's own autocast is CUDA-only)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(attention_backend(levers.attention, device))
+    if levers.weights_bf16:
+        stack.enter_context(torch.autocast(torch.device(device).type, dtype=torch.bfloat16))
+    return stack
 
 
 def _backends() -> dict:

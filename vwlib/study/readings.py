@@ -28,6 +28,7 @@ FIDELITY_SECTION = "#does-the-mini-world-reproduce-the-paper-vw-fidelity"
 FINDINGS = {"i": "(i) a word near any anchor does the job", "ii": "(ii) such words do not transfer",
             "iii": "(iii) early layers group by anchor, the last by concept"}
 VERDICTS = ("reproduced", "partly", "not reproduced")
+_OPS = {">=": "≥", "<=": "≤", ">": ">"}
 
 
 @dataclass(frozen=True)
@@ -152,11 +153,12 @@ class Reading:
         summary = "".join(f"<li><b>{html.escape(s['verdict'])}</b>: {html.escape(s['claim'])} "
                           f"({s['reproduced']} of {s['cells']})</li>" for s in self.summary)
         cells = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(v))}</td>" for v in (
                 FINDINGS[r["finding"]].split(" ")[0], r["claim"], _measured(r), r["bar"], _number(r["paper"]),
                 r["verdict"])) + "</tr>" for r in self.rows)
-        return (head + f"<ul>{summary}</ul><table><thead><tr><th>finding</th><th>claim</th>"
-                "<th>measured (95% CI, n)</th><th>bar</th><th>paper</th><th>verdict</th></tr></thead>"
+        heads = ("finding", "claim", "measured (95% CI, n)", "bar", "paper", "verdict")
+        return (head + f"<ul>{summary}</ul><table><thead><tr>"
+                + "".join(f"<th style='text-align:left'>{h}</th>" for h in heads) + "</tr></thead>"
                 f"<tbody>{cells}</tbody></table>" + "".join(f"<p>{html.escape(n)}</p>" for n in self.notes))
 
     def __repr__(self) -> str:
@@ -214,7 +216,7 @@ def reading(figure: str, result: dict, datasets: tuple | None = None, tasks: tup
             paper = claim.paper(fields) if claim.paper else math.nan
             mine.append({"finding": claim.finding, "claim": claim.sentence.format(**fields), "check": check["check"],
                          "value": check["value"], "ci_low": check["ci_low"], "ci_high": check["ci_high"],
-                         "n": check["n"], "bar": f"{check['op']} {check['threshold']:.2f}", "paper": paper,
+                         "n": check["n"], "bar": f"{_OPS[check['op']]} {check['threshold']:.2f}", "paper": paper,
                          "verdict": VERDICTS[0] if check["passed"] else VERDICTS[2]})
         if mine:
             passed = [r["verdict"] == VERDICTS[0] for r in mine]
