@@ -227,11 +227,13 @@ def lever_runs(args) -> list[dict]:
             if lever.gpu_nms and task_name != "detection":
                 continue  # only the detector's evaluator runs NMS
             kwargs = base | ({"gpu_nms": True} if lever.gpu_nms else {})
-            # a weight-side lever changes the model in place: it gets a fresh copy
-            runs_on = apply_levers(load_model(args.profile, task_name, device=args.device), lever) \
-                if lever.weights_bf16 else model
-            if lever.weights_bf16 and args.device.startswith("cuda"):
-                accelerate(runs_on)
+            # a model-side lever changes the model in place: it gets a fresh copy
+            runs_on = model
+            if lever.weights_bf16 or lever.compile:
+                runs_on = load_model(args.profile, task_name, device=args.device)
+                if args.device.startswith("cuda"):
+                    accelerate(runs_on)
+                apply_levers(runs_on, lever)
             with lever_context(lever, args.device):
                 timing = run_batched(task_name, runs_on, ds, trials, steps, lr, kwargs, args.device, eval_kwargs)
             end_to_end = (timing["setup"] + timing["warmup"] + timing["steady_step"] * profile_steps

@@ -23,7 +23,7 @@ else
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: use --dry')"
   make test-gpu 2>&1 | tee "$OUT/test_gpu.log"
   ARGS=(--profile paper-random --device cuda --trials 8 ${PEAK:+--peak-tflops "$PEAK"})
-  LEVERS=(eager attention-flash attention-efficient gpu-nms bf16-weights)
+  LEVERS=(eager attention-flash attention-efficient gpu-nms bf16-weights compile cuda-graphs)
 fi
 for task in classification detection generation; do
   "$PY" bench/engine_speed.py --task "$task" "${ARGS[@]}" --levers "${LEVERS[@]}" --out-dir "$OUT"

@@ -17,7 +17,7 @@ from vwlib.trials import Trial
 
 def test_levers_are_off_by_default_and_named():
     assert Levers() == LEVERS["eager"] and Levers().named() == {"attention": "default", "gpu_nms": False,
-                                                                "weights_bf16": False}
+                                                                "weights_bf16": False, "compile": ""}
     assert {name for name, lever in LEVERS.items() if lever != Levers()} == set(LEVERS) - {"eager"}
     assert device_name("cpu").startswith("cpu (")
 
@@ -61,3 +61,20 @@ def test_bf16_weights_keep_the_word_and_its_optimizer_in_fp32_within_the_stated_
         losses[name] = torch.tensor(info["final_loss"])
     # stated tolerance: the signed-cosine loss (in [-2, 2]) of every word within 0.005 of the fp32 run's
     assert float((losses["eager"] - losses["bf16-weights"]).abs().max()) < 0.005
+
+
+@pytest.mark.slow  # torch.compile of a tiny text tower takes ~30 s on a CPU
+@pytest.mark.parametrize("lever", ["compile", "cuda-graphs"])
+def test_compiled_text_tower_equals_eager_within_1e_4(lever):
+    from vwlib.models.text import TextSide
+
+    loaded = build_tiny("open_clip")
+    text = TextSide(loaded)
+    ids = text.ids(["a photo of a star", "a photo of a moon"])
+    anchor = torch.tensor([int(ids[0, 4]), int(ids[1, 4])])
+    vectors = torch.randn(2, text.embedding.weight.shape[1])
+    with torch.no_grad():
+        eager = text.encode(ids, anchor, vectors)
+        apply_levers(loaded, LEVERS[lever])
+        compiled = text.encode(ids, anchor, vectors)
+    assert float((eager - compiled).abs().max()) < 1e-4

@@ -142,12 +142,15 @@ class Levers:
     model's device (the same detections as the per-image CPU path); weights_bf16: the frozen weights stored in bf16
     (`apply_levers`) and everything run under bf16 autocast (`lever_context`: image sides, training, evaluation),
     the word, its gradient and Adam's state in fp32 — it changes numbers (the anchor rows are read from a bf16
-    table), within the tolerance its test states. Not yet levers (issue #35): torch.compile proven equal to eager,
-    CUDA graphs of the generation step."""
+    table), within the tolerance its test states; compile: torch.compile's mode for the module that dominates a
+    step (the UNet; the text tower otherwise), "" for none: "default", or "reduce-overhead", which also captures
+    CUDA graphs on a GPU (the generation step's shapes are static) — equal to eager within 1e-4 on tiny models
+    (tested, slow: the compile takes ~30 s on a CPU)."""
 
     attention: str = "default"
     gpu_nms: bool = False
     weights_bf16: bool = False
+    compile: str = ""
 
     def named(self) -> dict:
         return asdict(self)
@@ -159,15 +162,20 @@ LEVERS = {  # what bench/gpu_run.sh turns on, one at a time, after an eager run
     "attention-efficient": Levers(attention="efficient"),
     "gpu-nms": Levers(gpu_nms=True),
     "bf16-weights": Levers(weights_bf16=True),
+    "compile": Levers(compile="default"),
+    "cuda-graphs": Levers(compile="reduce-overhead"),
 }
 
 
 def apply_levers(loaded, levers: Levers):
-    """Put the weight-side levers on a loaded model, in place (`weights_bf16`: its frozen modules cast to bf16);
-    recorded in loaded.meta["levers"]. Run the model inside `lever_context(levers, device)` afterwards."""
+    """Put the model-side levers on a loaded model, in place (`weights_bf16`: its frozen modules cast to bf16;
+    `compile`: torch.compile in that mode); recorded in loaded.meta["levers"]. Run the model inside
+    `lever_context(levers, device)` afterwards."""
     if levers.weights_bf16:
         for module in loaded.adapter.frozen_modules():
             module.to(torch.bfloat16)
+    if levers.compile:
+        loaded.adapter.accelerate(compile=levers.compile)
     loaded.meta["levers"] = levers.named()
     return loaded
 

@@ -141,7 +141,7 @@ class Family:
     def device(self) -> torch.device:
         return next(self.frozen_modules()[0].parameters()).device
 
-    def accelerate(self, compile: bool = False) -> None:
+    def accelerate(self, compile: bool | str = False) -> None:
         pass
 
     def save(self, path: Path, with_tokenizer: bool = False) -> None:
@@ -161,13 +161,19 @@ class Family:
         raise NotImplementedError
 
 
+def compile_mode(compile: bool | str) -> str:
+    """torch.compile's mode for `accelerate(compile=...)`: True -> "default"; a string is the mode itself
+    ("reduce-overhead" captures CUDA graphs on a GPU, where the shapes of a step are static)."""
+    return compile if isinstance(compile, str) else "default"
+
+
 class TransformersFamily(Family):
     """Families whose model is one transformers `PreTrainedModel` with a processor (OWL-v2, HF CLIP)."""
 
-    def accelerate(self, compile: bool = False) -> None:
+    def accelerate(self, compile: bool | str = False) -> None:
         set_sdpa(self.model)
         if compile:
-            self.text_module.forward = torch.compile(self.text_module.forward)
+            self.text_module.forward = torch.compile(self.text_module.forward, mode=compile_mode(compile))
 
     def save(self, path: Path, with_tokenizer: bool = False) -> None:
         self.model.save_pretrained(path, safe_serialization=True)

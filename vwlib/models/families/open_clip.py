@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..tokenizer import VOCAB_SIZE, clip_tokenizer
-from .base import Family, Loaded, batches, register
+from .base import Family, Loaded, batches, compile_mode, register
 from .paper_configs import DFN_OPEN_CLIP_NAME
 
 TEXT_PARTS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
@@ -78,10 +78,10 @@ class OpenClipFamily(Family):
             out.append(F.normalize(self.model.encode_image(x).float(), dim=-1))
         return torch.cat(out)
 
-    def accelerate(self, compile: bool = False) -> None:
+    def accelerate(self, compile: bool | str = False) -> None:
         # open_clip's blocks use nn.MultiheadAttention with need_weights=False: PyTorch runs SDPA inside.
         if compile:
-            self.model.transformer.forward = torch.compile(self.model.transformer.forward)
+            self.model.transformer.forward = torch.compile(self.model.transformer.forward, mode=compile_mode(compile))
 
     def save(self, path: Path, with_tokenizer: bool = False) -> None:
         from safetensors.torch import save_file

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..tokenizer import VOCAB_SIZE, clip_tokenizer
-from .base import Family, Loaded, batches, clip_text_config, folder_tokenizer, register, set_sdpa
+from .base import Family, Loaded, batches, clip_text_config, compile_mode, folder_tokenizer, register, set_sdpa
 from .paper_configs import SD21_SCHEDULER, SD21_TEXT_ENCODER, SD21_UNET, SD21_VAE
 
 
@@ -55,7 +55,7 @@ class SDFamily(Family):
             stds.append(dist.std.float() * pipe.vae.config.scaling_factor)
         return torch.cat(means), torch.cat(stds)
 
-    def accelerate(self, compile: bool = False) -> None:
+    def accelerate(self, compile: bool | str = False) -> None:
         from diffusers.models.attention_processor import AttnProcessor2_0
 
         pipe = self.model
@@ -65,7 +65,8 @@ class SDFamily(Family):
             pipe.unet.to(memory_format=torch.channels_last)
             pipe.vae.to(memory_format=torch.channels_last)
         if compile and not hasattr(pipe.unet, "_orig_mod"):
-            pipe.unet = torch.compile(pipe.unet)  # attribute access passes through to the UNet (config, dtype)
+            # attribute access passes through to the UNet (config, dtype); "reduce-overhead": CUDA graphs
+            pipe.unet = torch.compile(pipe.unet, mode=compile_mode(compile))
 
     def save(self, path: Path, with_tokenizer: bool = False) -> None:
         pipe = self.model
