@@ -78,3 +78,21 @@ def test_compiled_text_tower_equals_eager_within_1e_4(lever):
         apply_levers(loaded, LEVERS[lever])
         compiled = text.encode(ids, anchor, vectors)
     assert float((eager - compiled).abs().max()) < 1e-4
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_levers_run_and_nms_on_the_device_equals_the_cpu_path():
+    g = torch.Generator().manual_seed(1)
+    xy = torch.rand(3, 40, 2, generator=g) * 50
+    boxes = torch.cat([xy, xy + 5 + torch.rand(3, 40, 2, generator=g) * 20], -1)
+    scores = torch.rand(3, 40, 2, generator=g)
+    gt = [[boxes[i, :2] + 1 for i in range(3)] for _ in range(2)]
+    assert detection_maps(boxes.cuda(), scores.cuda(), gt, on_device=True) == detection_maps(boxes, scores, gt)
+    assert backend_available("math", "cuda")
+    for name in ("flash", "efficient"):  # each either runs or is refused with the list of what does
+        try:
+            with attention_backend(name, "cuda"):
+                q = torch.randn(1, 2, 8, 64, device="cuda", dtype=torch.bfloat16)
+                torch.nn.functional.scaled_dot_product_attention(q, q, q)
+        except VWError as e:
+            assert "available:" in str(e)
