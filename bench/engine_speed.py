@@ -122,6 +122,21 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def _task_setup(args, task_name: str):
+    """(model, training kwargs, evaluation kwargs, the profile's steps, steps, lr, trials) of one task's run."""
+    model = load_model(args.profile, task_name, device=args.device)
+    if args.device.startswith("cuda"):
+        accelerate(model)
+    kwargs = task_kwargs_for(args.profile, task_name)
+    eval_kwargs = {k: kwargs.pop(k) for k in ("num_inference_steps", "guidance_scale") if k in kwargs}
+    if task_name == "generation":  # scoring generates with a scorer: the profile's
+        eval_kwargs["scorer"] = load_model(args.profile, "scorer", device=args.device)
+    profile_steps, lr = DEFAULTS[args.profile][task_name]
+    steps = args.steps or profile_steps
+    trials = trials_for(args.profile, task_name, args.dataset, args.trials, args.delta)
+    return model, kwargs, eval_kwargs, profile_steps, steps, lr, trials
+
+
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default="all", choices=["all", *TARGETS])
@@ -146,16 +161,7 @@ def main(argv=None) -> list[dict]:
     ds = load_dataset(args.dataset)
     rows = []
     for task_name in TARGETS if args.task == "all" else [args.task]:
-        model = load_model(args.profile, task_name, device=args.device)
-        if args.device.startswith("cuda"):
-            accelerate(model)
-        kwargs = task_kwargs_for(args.profile, task_name)
-        eval_kwargs = {k: kwargs.pop(k) for k in ("num_inference_steps", "guidance_scale") if k in kwargs}
-        if task_name == "generation":  # scoring generates with a scorer: the profile's
-            eval_kwargs["scorer"] = load_model(args.profile, "scorer", device=args.device)
-        profile_steps, lr = DEFAULTS[args.profile][task_name]
-        steps = args.steps or profile_steps
-        trials = trials_for(args.profile, task_name, args.dataset, args.trials, args.delta)
+        model, kwargs, eval_kwargs, profile_steps, steps, lr, trials = _task_setup(args, task_name)
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         timing = run_batched(task_name, model, ds, trials, steps, lr, kwargs, args.device, eval_kwargs)
@@ -212,16 +218,7 @@ def lever_runs(args) -> list[dict]:
     ds = load_dataset(args.dataset)
     rows = []
     for task_name in TARGETS if args.task == "all" else [args.task]:
-        model = load_model(args.profile, task_name, device=args.device)
-        if args.device.startswith("cuda"):
-            accelerate(model)
-        base = task_kwargs_for(args.profile, task_name)
-        eval_kwargs = {k: base.pop(k) for k in ("num_inference_steps", "guidance_scale") if k in base}
-        if task_name == "generation":
-            eval_kwargs["scorer"] = load_model(args.profile, "scorer", device=args.device)
-        profile_steps, lr = DEFAULTS[args.profile][task_name]
-        steps = args.steps or profile_steps
-        trials = trials_for(args.profile, task_name, args.dataset, args.trials, args.delta)
+        model, base, eval_kwargs, profile_steps, steps, lr, trials = _task_setup(args, task_name)
         for name in args.levers:
             lever = LEVERS[name]
             if lever.gpu_nms and task_name != "detection":
