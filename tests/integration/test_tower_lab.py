@@ -148,3 +148,17 @@ def test_centring_minilm_space_zeroes_the_mean_image_feature_where_the_loss_sees
     mean = {k: t.image_features(images).mean(0).norm() for k, t in (("plain", plain), ("centred", centred))}
     assert mean["plain"] > 0.5 and mean["centred"] < 0.5 * mean["plain"]
     assert recipe_named("minilm-head-centered").center_shared
+
+
+def test_an_own_lexicon_draws_each_towers_synonyms_from_its_seed():
+    from vwlib.mini.data import caption_pool
+    from vwlib.mini.vocab import shape_synonyms
+
+    one, other = shape_synonyms(5, 1), shape_synonyms(5, 2)
+    assert set(one) == set(other) and all(set(one[s]) != set(other[s]) for s in one)
+    captions = " ".join(caption_pool(60, 16, seed=0, synonyms_per_shape=5, synonym_share=1.0, synonym_seed=1).captions)
+    words = set(captions.split())
+    assert words & {w for ws in one.values() for w in ws}
+    assert not words & ({w for ws in other.values() for w in ws} - {w for ws in one.values() for w in ws})
+    recipe = recipe_named("centered-synonyms-own")
+    assert recipe.own_lexicon and recipe.synonyms_per_shape == 30

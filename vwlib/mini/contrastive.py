@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .common import Resume, freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 from .data import caption_pool
 from .models import CONTEXT
-from .vocab import known_token_ids, known_words, shape_synonyms, world_words
+from .vocab import SYNONYM_SEED, known_token_ids, known_words, shape_synonyms, world_words
 
 # Distractor captions per step: "a photo of a <known word that names nothing in the world>", negatives for every
 # image. Without them a word that names nothing beat nine wrong concept names in the 10-way vote (the classifier's
@@ -63,19 +63,19 @@ def vocabulary_loss(a: torch.Tensor, b: torch.Tensor, temperature: float) -> tor
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
-def distractor_ids(tokenizer, n: int, g: torch.Generator, context: int = CONTEXT, synonyms_per_shape: int = 0
-                   ) -> torch.Tensor:
+def distractor_ids(tokenizer, n: int, g: torch.Generator, context: int = CONTEXT, synonyms_per_shape: int = 0,
+                   synonym_seed: int = SYNONYM_SEED) -> torch.Tensor:
     """[n, context] ids of "a photo of a <w>" for n known words w that are not world words (nor synonyms of one)."""
-    words = _distractor_words(synonyms_per_shape)
+    words = _distractor_words(synonyms_per_shape, synonym_seed)
     pick = torch.randint(len(words), (n,), generator=g).tolist()
     return tokenize(tokenizer, [f"a photo of a {words[i]}" for i in pick], context, pad_id=0)
 
 
 @functools.lru_cache(maxsize=4)
-def _distractor_words(synonyms_per_shape: int = 0) -> list[str]:
+def _distractor_words(synonyms_per_shape: int = 0, synonym_seed: int = SYNONYM_SEED) -> list[str]:
     meaning = set(world_words())
     if synonyms_per_shape:
-        meaning |= {w for words in shape_synonyms(synonyms_per_shape).values() for w in words}
+        meaning |= {w for words in shape_synonyms(synonyms_per_shape, synonym_seed).values() for w in words}
     return sorted(w for w in known_words() if w not in meaning)
 
 
@@ -146,7 +146,8 @@ def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size
         negatives = None
         if distractors:
             negatives = tower.encode_text(distractor_ids(tokenizer, distractors, g, tower.context,
-                                                         pool_kwargs.get("synonyms_per_shape", 0)).to(device))
+                                                         pool_kwargs.get("synonyms_per_shape", 0),
+                                                         pool_kwargs.get("synonym_seed", SYNONYM_SEED)).to(device))
         same = (cap[idx, None] == cap[None, idx]).float().to(device)
         loss = multi_positive_clip_loss(img, txt, scale, same, negatives)
         if vocabulary_weight:

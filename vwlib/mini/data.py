@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..data.world import ObjectSpec, Scene, render, sample_scene, sample_single
-from .vocab import shape_synonyms
+from .vocab import SYNONYM_SEED, shape_synonyms
 
 PREFIXES = ("", "a photo of ", "a picture of ", "a rendering of ")
 
@@ -61,14 +61,16 @@ def sample_caption(scene: Scene, rng: np.random.Generator, largest_only: float =
 
 
 def caption_pool(n: int, size: int, seed: int, scene_share: float = 0.3, largest_only: float = 0.3,
-                 synonyms_per_shape: int = 0, synonym_share: float = 0.0, bare_share: float = 0.0) -> Pool:
+                 synonyms_per_shape: int = 0, synonym_share: float = 0.0, bare_share: float = 0.0,
+                 synonym_seed: int = SYNONYM_SEED) -> Pool:
     """`n` images (single objects, and scenes of 2-4 objects for `scene_share` of them) with sampled captions;
     `largest_only`: share of scene captions that name only the largest object (the scene datasets' label);
     `synonym_share`: share of shape mentions that use one of the shape's `synonyms_per_shape` synonyms instead
-    (vwlib.mini.vocab.shape_synonyms); `bare_share`: share of object phrases without their article (object_phrase)."""
+    (vwlib.mini.vocab.shape_synonyms, of lexicon `synonym_seed`); `bare_share`: share of object phrases without
+    their article (object_phrase)."""
     phrase = {"bare_share": bare_share} if bare_share else {}
     if synonym_share:
-        phrase |= {"synonyms": shape_synonyms(synonyms_per_shape), "synonym_share": synonym_share}
+        phrase |= {"synonyms": shape_synonyms(synonyms_per_shape, synonym_seed), "synonym_share": synonym_share}
     rng = np.random.default_rng(seed)
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
     captions, scenes = [], []

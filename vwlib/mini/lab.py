@@ -71,6 +71,7 @@ class Recipe:
     vocabulary_weight: float = 0.0
     synonyms_per_shape: int = 0
     synonym_share: float = 0.0
+    own_lexicon: bool = False  # synonyms drawn with the tower's own seed: each model its own lexicon (finding ii)
     pool_size: int = 30000
     batch: int = 128
     seed: int = 11
@@ -104,6 +105,8 @@ RECIPES = {r.name: r for r in (
     Recipe("centered-vocabulary", center_images=True, vocabulary_weight=1.0, note="centred + the vocabulary term"),
     Recipe("centered-synonyms", center_images=True, synonyms_per_shape=30, synonym_share=0.3,
            note="centred + 30 synonyms per shape"),
+    Recipe("centered-synonyms-own", center_images=True, synonyms_per_shape=30, synonym_share=0.3, own_lexicon=True,
+           note="centred + 30 synonyms per shape, drawn with each tower's own seed: every model its own lexicon"),
     Recipe("centered-no-distractors", center_images=True, distractors=0, note="centred, no distractor captions"),
     Recipe("minilm-head-centered", tower="minilm", center_shared=True,
            note="frozen MiniLM; the image features centred where the loss sees them, in MiniLM's space (after the "
@@ -204,6 +207,8 @@ def trained_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
     loaded.model.visual.load_state_dict(_shipped_clip(recipe.center_images, image).model.visual.state_dict())
     loaded.meta["known_ids"] = known_token_ids()
     pool = {k: getattr(recipe, k) for k in ("synonyms_per_shape", "synonym_share") if getattr(recipe, k)}
+    if recipe.own_lexicon:
+        pool["synonym_seed"] = seed
     curve = train_contrastive(open_clip_tower(loaded.model), loaded.tokenizer, recipe.steps, seed, IMAGE_SIZE[image],
                               batch=recipe.batch, pool_size=recipe.pool_size, distractors=recipe.distractors,
                               weight_decay=recipe.weight_decay, vocabulary_weight=recipe.vocabulary_weight,

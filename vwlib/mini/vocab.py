@@ -50,15 +50,16 @@ SYNONYM_SEED = 2000  # the world's one lexicon, shared by every mini model (as E
 
 
 @functools.lru_cache(maxsize=4)
-def shape_synonyms(per_shape: int) -> dict[str, tuple[str, ...]]:
-    """shape -> `per_shape` known non-world words that mean that shape in the mini world's language (seeded, disjoint).
+def shape_synonyms(per_shape: int, seed: int = SYNONYM_SEED) -> dict[str, tuple[str, ...]]:
+    """shape -> `per_shape` known non-world words that mean that shape in the mini world's language (seeded, disjoint;
+    `seed`: another lexicon, as a model trained on its own corpus would have learned other associations).
 
     Why: in a real vocabulary a word's neighbouring rows carry many different visual meanings; in the mini world
     every known word but the ~40 world words meant nothing, so the path from one concept name to another ran through
     a sea of null meaning. Synonyms drawn at random over the table put rows of every shape near every word."""
     world = set(world_words())
     words = sorted(w for w in known_words() if w not in world)
-    pick = torch.randperm(len(words), generator=torch.Generator().manual_seed(SYNONYM_SEED))[:per_shape * len(SHAPES)]
+    pick = torch.randperm(len(words), generator=torch.Generator().manual_seed(seed))[:per_shape * len(SHAPES)]
     return {shape: tuple(words[int(i)] for i in pick[k::len(SHAPES)]) for k, shape in enumerate(SHAPES)}
 
 
