@@ -107,6 +107,8 @@ RECIPES = {r.name: r for r in (
            note="centred + 30 synonyms per shape"),
     Recipe("centered-synonyms-own", center_images=True, synonyms_per_shape=30, synonym_share=0.3, own_lexicon=True,
            note="centred + 30 synonyms per shape, drawn with each tower's own seed: every model its own lexicon"),
+    Recipe("centered-synonyms-10-own", center_images=True, synonyms_per_shape=10, synonym_share=0.3, own_lexicon=True,
+           note="a sparser own lexicon (10 synonyms per shape): does δ = 0.1 fall back to the δ = 0 control?"),
     Recipe("centered-no-distractors", center_images=True, distractors=0, note="centred, no distractor captions"),
     Recipe("minilm-head-centered", tower="minilm", center_shared=True,
            note="frozen MiniLM; the image features centred where the loss sees them, in MiniLM's space (after the "
