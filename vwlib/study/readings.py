@@ -17,10 +17,12 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import VWError
 from ..stats import PAPER_ANALOGUE, paper_reference
 
 RESULTS_DOC = "../docs/results.md"  # relative to notebooks/, where the notebooks run
@@ -40,7 +42,7 @@ class Claim:
     check: str
     sentence: str  # one cell's claim
     general: str  # the claim over all the cells of a figure
-    paper: object = None  # Callable[[dict], float | str] | None
+    paper: Callable[[dict], float | str] | None = None
 
     def match(self, name: str) -> dict | None:
         m = re.fullmatch(self.check, name)
@@ -198,8 +200,6 @@ def reading(figure: str, result: dict, datasets: tuple | None = None, tasks: tup
     """The reading of `figure` (a key of FIGURES) from a fidelity report `result` (vw.fidelity's return), over the
     checks of `datasets` and of words trained for `tasks` (None: all the report holds)."""
     if figure not in FIGURES:
-        from ..errors import VWError
-
         raise VWError(f"no reading for figure {figure!r}; figures with readings: {', '.join(sorted(FIGURES))}")
     rows, summary = [], []
     for key in FIGURES[figure]:
