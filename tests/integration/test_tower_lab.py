@@ -18,6 +18,7 @@ from vwlib.mini.lab import (RECIPES, Screen, _pairs, _words, append_row, build_t
 SMALL = dict(steps=3, pool_size=64, batch=16, finetune_steps=2, center_images=False)  # centring: its own test
 SCREEN = Screen(steps=3, unrelated=1, known_words_for_cone=20)
 COLUMNS = ["zero_shot", "reach_over_gap", "d_nn_over_norm", "text_d0", "text_d0.5", "text_dinf", "name", "d0",
+           "d0_untied",
            "paper_d0.1", "paper_d0.5", "paper_dinf", "own_d0.5", "own_dinf", "vote_d0.1", "vote_d0.5", "vote_dinf",
            "proj_name", "proj_word_dinf", "proj_word_d0.5", "cos_pos_word_dinf", "cos_pos_best_other_name",
            "known_word_cone", "image_cone", "gap", "transfer_d0.5", "transfer_d0", "map_r2", "screen_pass"]
@@ -79,6 +80,9 @@ def test_the_screening_bar_fails_each_condition():
                      "transfer_d0.5": 0.2}.items():
         flags = screening_bar({**good, key: bad})
         assert not flags["screen_pass"] and sum(not v for k, v in flags.items() if k != "screen_pass") == 1
+    # δ = 0.1 is held against the untied δ = 0 control where a row has one (the tied one loses every exact tie)
+    assert not screening_bar({**good, "paper_d0.1": 0.25})["bar_floor"]
+    assert screening_bar({**good, "paper_d0.1": 0.25, "d0_untied": 0.2})["bar_floor"]
 
 
 def test_the_grid_pairs_are_unrelated_anchors_then_own():
