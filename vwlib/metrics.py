@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .models.text import TextSide
-from .models.vision import clip_image_features, owl_detections
+from .models.vision import OWL_NMS_IOU, clip_image_features, owl_detections
 
 NAME_PROMPT = "a photo of a {}"  # class texts of the zero-shot classifiers (the scorer and DFN/mini-clip)
 
@@ -81,8 +81,6 @@ def _nms_all(boxes: torch.Tensor, scores: torch.Tensor) -> list[list[dict]]:
     """dets[q][m] = {"boxes", "scores"} (CPU, by decreasing score) of query q in image m after NMS at OWL_NMS_IOU:
     one batched_nms over every (image, query) group on the scores' device, one copy back."""
     from torchvision.ops import batched_nms
-
-    from .models.vision import OWL_NMS_IOU
 
     m, p, q = scores.shape
     flat_boxes = boxes.float()[:, :, None, :].expand(m, p, q, 4).reshape(-1, 4)
