@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models.text import TextSide
 from .models import vision
+from .models.text import TextSide
 from .models.vision import clip_image_features, owl_detections
 
 NAME_PROMPT = "a photo of a {}"  # class texts of the zero-shot classifiers (the scorer and DFN/mini-clip)
