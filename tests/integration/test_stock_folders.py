@@ -38,7 +38,8 @@ def test_vw_models_prints_a_stock_folder_for_each_mini_model_and_the_stock_class
 
 
 def test_a_word_exported_for_diffusers_draws_in_the_stock_mini_pipeline(tmp_path, monkeypatch):
-    """The README's recipe: the mini generator from its stock folder, a word from vw export-diffusers."""
+    """The guide's recipe (docs/guide.md, "Your own images"): the mini generator from its stock folder, a word from
+    vw export-diffusers."""
     from diffusers import StableDiffusionPipeline
 
     from vwlib.models.profiles import get_spec
