@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from dataclasses import replace
 
@@ -212,8 +213,6 @@ def lever_runs(args) -> list[dict]:
     """The batched engine of each task once per lever, in this process (the model loaded once per task): set-up,
     warm-up, steady seconds per step, scoring per word, words per hour end to end at the profile's steps and, with
     --peak-tflops, the steady share of peak; one JSON per run in args.out_dir."""
-    import os
-
     torch.set_num_threads(args.threads)
     ds = load_dataset(args.dataset)
     rows = []
