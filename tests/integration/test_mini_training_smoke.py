@@ -12,8 +12,9 @@ FAMILY = {"clip": "open_clip", "scorer": "open_clip", "owl": "owl", "sd": "sd"}
 SMALL = {"clip": dict(pool_size=64, batch=16), "scorer": dict(pool_size=64, batch=16),
          "owl": dict(pool_size=32, batch=4, pretrain_steps=2, pretrain_pool=32),
          "sd": dict(pool_size=64, batch=4, vae_steps=2, text_steps=2)}
-# the stages of each model's training, in order: the paper's lineage (a contrastive text tower first, then the task)
-STAGES = {"clip": [], "scorer": [], "owl": ["towers", "detection"], "sd": ["text", "vae", "unet"]}
+# the stages of each model's training, in order: the paper's lineage (a contrastive text tower first, then the task);
+# mini world v4's generator keeps the shipped autoencoder (it reads no text) and goes on from the shipped UNet
+STAGES = {"clip": [], "scorer": [], "owl": ["towers", "detection"], "sd": ["text", "unet"]}
 
 
 @pytest.mark.parametrize("name", ["clip", "scorer", "owl", "sd"])
@@ -41,3 +42,24 @@ def test_the_generators_text_encoder_is_pretrained_then_frozen():
     name = next(n for n, _ in text.named_parameters() if n.endswith("layers.0.mlp.fc1.weight"))
     assert not torch.equal(dict(fresh.named_parameters())[name], dict(text.named_parameters())[name])
     assert [c[0] for c in curve].count("unet") == 3
+
+
+def test_mini_clip_v4_trains_its_text_tower_against_the_shipped_image_tower_centred(tmp_path, monkeypatch):
+    """Mini world v4 (vwlib.mini.lab.WORLD_RECIPE): the image tower is the shipped one with its mean feature moved to
+    0, frozen; only the text side trains."""
+    import torch
+
+    from vwlib.mini.common import to_clip_pixels
+    from vwlib.mini.data import caption_pool
+    from vwlib.models.profiles import load_model
+
+    monkeypatch.setenv("VWLIB_CACHE", str(tmp_path / "cache"))
+    train("clip", tmp_path / "clip", steps=2, pool_size=64, batch=16)
+    new = load_from_dir("open_clip", materialise(tmp_path / "clip")).model.eval()
+    shipped = load_model("mini", "classification").model.eval()
+    a, b = dict(new.visual.named_parameters()), dict(shipped.visual.named_parameters())
+    assert all(torch.equal(a[k], b[k]) for k in a if k != "attnpool.c_proj.bias")
+    assert not torch.equal(new.transformer.resblocks[0].mlp.c_fc.weight, shipped.transformer.resblocks[0].mlp.c_fc.weight)
+    with torch.no_grad():
+        raw = new.visual(to_clip_pixels(caption_pool(256, 64, seed=5).images))
+    assert raw.mean(0).norm() < 0.1 * raw.norm(dim=1).mean()  # centred (on other images than it was centred on)

@@ -45,8 +45,8 @@ from ..models.text import TextSide
 from ..models.tokenizer import single_token_id
 from ..tasks import PROMPTS, prototypes
 from ..transfer import fit_rows
-from .common import to_clip_pixels
-from .contrastive import multi_positive_clip_loss, open_clip_tower, train_contrastive
+from .common import Resume, to_clip_pixels
+from .contrastive import Tower, multi_positive_clip_loss, open_clip_tower, train_contrastive
 from .data import caption_pool
 from .models import IMAGE_SIZE, TEXT_WIDTH, open_clip_mini
 from .sensitivity import sensitivity_of
@@ -118,6 +118,11 @@ RECIPES = {r.name: r for r in (
            note="MiniLM's last 2 blocks fine-tuned with the head on each tower's own pool and seed (do towers of "
                 "one ancestor still share their words? measure with --pair)"),
 )}
+
+
+# Mini world v4's text towers (vwlib.mini.train: mini-clip's and mini-sd's) are trained by this recipe: the first to
+# pass the screening bar (docs/data/tower_lab.csv; docs/decisions.md "Mini world v4").
+WORLD_RECIPE = "centered-synonyms-own"
 
 
 @dataclass(frozen=True)
@@ -206,19 +211,31 @@ def trained_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
     loaded = open_clip_mini(IMAGE_SIZE[image], vision_width=IMAGE_TOWERS[image][1], text_layers=recipe.layers)
     with torch.no_grad():
         loaded.token_embedding().weight.copy_(init_token_table(TEXT_WIDTH, seed))
-    loaded.model.visual.load_state_dict(_shipped_clip(recipe.center_images, image).model.visual.state_dict())
     loaded.meta["known_ids"] = known_token_ids()
-    pool = {k: getattr(recipe, k) for k in ("synonyms_per_shape", "synonym_share") if getattr(recipe, k)}
-    if recipe.own_lexicon:
-        pool["synonym_seed"] = seed
-    curve = train_contrastive(open_clip_tower(loaded.model), loaded.tokenizer, recipe.steps, seed, IMAGE_SIZE[image],
-                              batch=recipe.batch, pool_size=recipe.pool_size, distractors=recipe.distractors,
-                              weight_decay=recipe.weight_decay, vocabulary_weight=recipe.vocabulary_weight,
-                              frozen_images=True, desc=f"lab {recipe.name}", **pool)
+    curve = fit_text_tower(open_clip_tower(loaded.model), loaded.tokenizer, recipe, seed, image)
     loaded.model.eval().requires_grad_(False)
     tower = open_clip_lab_tower(loaded)
     tower.info = {"final_loss": curve[-1][1]}
     return tower
+
+
+def fit_text_tower(tower: Tower, tokenizer, recipe: Recipe, seed: int, image: str = "clip", device: str = "cpu",
+                   resume: Resume | None = None, desc: str | None = None, **kwargs) -> list:
+    """Train `tower`'s text side by `recipe` against the shipped image tower of `image` ("clip" or "scorer"; centred
+    if the recipe says so), copied into `tower.image_module` and frozen there. The lab's towers and the mini world's
+    (vwlib.mini.train, WORLD_RECIPE) are trained by this one function. `kwargs`: train_contrastive's others
+    (log_every). Returns the loss curve [(step, loss)].
+
+    Usage: curve = fit_text_tower(open_clip_tower(model), tokenizer, RECIPES[WORLD_RECIPE], seed=11)"""
+    tower.image_module.load_state_dict(_shipped_clip(recipe.center_images, image).model.visual.state_dict())
+    pool = {k: getattr(recipe, k) for k in ("synonyms_per_shape", "synonym_share") if getattr(recipe, k)}
+    if recipe.own_lexicon:
+        pool["synonym_seed"] = seed
+    return train_contrastive(tower, tokenizer, recipe.steps, seed, IMAGE_SIZE[image], batch=recipe.batch,
+                             pool_size=recipe.pool_size, distractors=recipe.distractors,
+                             weight_decay=recipe.weight_decay, vocabulary_weight=recipe.vocabulary_weight,
+                             frozen_images=True, device=device, resume=resume, desc=desc or f"lab {recipe.name}",
+                             **pool, **kwargs)
 
 
 def minilm_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:

@@ -11,20 +11,24 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from ..models.profiles import load_model
 from ..paths import cache_root
 from .checkpoint import save_compact
 from .common import Resume
 from .contrastive import open_clip_tower, train_contrastive
+from .lab import RECIPES, WORLD_RECIPE, Recipe, fit_text_tower
 from .models import IMAGE_SIZE, SEEDS, build_mini
 from .train_owl import train_owl
 from .train_sd import train_sd
 
-# sd: with 6-block text encoders over frozen known rows, 6,000 UNet steps generated at 0.62 (bar 0.70)
-DEFAULT_STEPS = {"clip": 3000, "scorer": 6000, "owl": 6000, "sd": 10000}
+# sd: with 6-block text encoders over frozen known rows, 6,000 UNet steps generated at 0.62 (bar 0.70) from scratch;
+# v4 goes on from the shipped UNet (train_sd) for 5,000
+DEFAULT_STEPS = {"clip": 3000, "scorer": 6000, "owl": 6000, "sd": 5000}
 # Per-model training-pool settings (caption_pool keyword arguments) beyond the defaults. The scorer labels an image
 # by its largest object, as the scene datasets do: half its images are scenes, captioned by the largest object only
 # (mini-scenes accuracy 0.705 -> 0.89 with width 32 and 6,000 steps).
@@ -32,10 +36,14 @@ POOL: dict[str, dict] = {"scorer": {"scene_share": 0.5, "largest_only": 1.0}}
 
 
 def train(name: str, out_dir: str | Path, steps: int | None = None, device: str = "cpu", **kwargs) -> dict:
-    """Train one mini model from its seed and write its compact checkpoint and loss curve into `out_dir`. mini-clip,
-    mini-scorer and mini-owl save their state as they go (in the cache, under a name of `out_dir`, never in it): the
-    same command started again after a kill goes on from there (mini-sd starts over); the state is removed once the
-    checkpoint is written.
+    """Train one mini model from its seed and write its compact checkpoint and loss curve into `out_dir`. Every
+    training saves its state as it goes (in the cache, under a name of `out_dir`, never in it): the same command
+    started again after a kill goes on from there; the state is removed once the checkpoint is written.
+
+    Mini world v4 (#32): mini-clip's text tower is trained afresh by the tower lab's WORLD_RECIPE against the shipped
+    mini-clip image tower (centred, frozen); mini-sd's text encoder by the same recipe against mini-scorer's image
+    tower, then its UNet goes on from the shipped one against the new encoder (train_sd). Both read the shipped
+    checkpoints, so train into another folder (`out_dir`) or over the shipped one (read before it is replaced).
 
     Usage: train("clip", "vwlib/checkpoints/mini/clip", device="cuda")   # the shipped models were trained on CUDA
     """
@@ -43,7 +51,13 @@ def train(name: str, out_dir: str | Path, steps: int | None = None, device: str 
     out_dir = Path(out_dir)
     resume_dir = cache_root() / "resume" / f"{name}-{hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:12]}"
     t0 = time.time()
-    if name in ("clip", "scorer"):
+    if name == "clip":  # mini world v4: the shipped image tower, centred and frozen; the text tower by WORLD_RECIPE
+        loaded = build_mini(name)
+        fields = {k: kwargs.pop(k) for k in list(kwargs) if k in Recipe.__dataclass_fields__}
+        recipe = replace(RECIPES[WORLD_RECIPE], steps=steps, **fields)
+        curve = fit_text_tower(open_clip_tower(loaded.model), loaded.tokenizer, recipe, SEEDS[name], "clip",
+                               device=device, resume=Resume(resume_dir / "contrastive.pt"), desc="mini-clip", **kwargs)
+    elif name == "scorer":
         loaded = build_mini(name)
         curve = train_contrastive(open_clip_tower(loaded.model), loaded.tokenizer, steps, SEEDS[name],
                                   IMAGE_SIZE[name], device=device, desc=f"mini-{name}",
@@ -51,7 +65,8 @@ def train(name: str, out_dir: str | Path, steps: int | None = None, device: str 
     elif name == "owl":
         loaded, curve = train_owl(steps, device=device, resume_dir=resume_dir, **kwargs)
     elif name == "sd":
-        loaded, curve = train_sd(steps, device=device, **kwargs)
+        shipped = load_model("mini", "generation")  # v4 keeps its autoencoder and goes on from its UNet
+        loaded, curve = train_sd(steps, device=device, resume_dir=resume_dir, warm_from=shipped, **kwargs)
     else:
         raise ValueError(name)
     seconds = time.time() - t0

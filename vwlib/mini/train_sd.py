@@ -19,6 +19,8 @@ Usage:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +28,9 @@ from tqdm.auto import tqdm
 
 from ..models.loaders import Loaded
 from ..models.tokenizer import VOCAB_SIZE, clip_tokenizer
-from .common import param_groups, tokenize, warmup_cosine
-from .contrastive import Tower, train_contrastive
+from .common import Resume, param_groups, tokenize, warmup_cosine
+from .contrastive import Tower
+from .lab import RECIPES, WORLD_RECIPE, fit_text_tower
 from .data import caption_pool
 from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH
 from .vocab import init_token_table
@@ -87,7 +90,7 @@ class TextTowerPretraining(torch.nn.Module):
     def tower(self):
         return Tower(self, lambda px: F.normalize(self.visual(px), dim=-1),
                      lambda ids: F.normalize(self.projection(self.text(ids).pooler_output), dim=-1),
-                     self.logit_scale, self.text.get_input_embeddings())
+                     self.logit_scale, self.text.get_input_embeddings(), image_module=self.visual)
 
 
 def _to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -117,17 +120,29 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float 
 
 
 def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-3, pool_size: int = 30000,
-             log_every: int = 50, single_share: float = 0.85, text_steps: int = TEXT_STEPS, device: str = "cpu"):
-    """Pretrain the text encoder contrastively (`text_steps`), freeze it, train the autoencoder (`vae_steps`), then
-    the UNet (`steps`). Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
+             log_every: int = 50, single_share: float = 0.85, text_steps: int = TEXT_STEPS, device: str = "cpu",
+             resume_dir: Path | None = None, warm_from: Loaded | None = None):
+    """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower,
+    centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
+    it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
+    (it reads no text) and whose UNet the training goes on from, against the new encoder (mini world v4 goes on from
+    v3's). `resume_dir`: where the text tower's and the UNet's loops save their state, and go on from when started
+    again. Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
     loaded = build_sd()
     pipe = loaded.model.to(device)
     pretraining = TextTowerPretraining(pipe.text_encoder, SIZE)
-    text_curve = train_contrastive(pretraining.tower(), loaded.tokenizer, text_steps, TEXT_SEED, SIZE,
-                                   pool_size=pool_size, device=device, desc="mini-sd text tower")
+    recipe = replace(RECIPES[WORLD_RECIPE], steps=text_steps, pool_size=pool_size)
+    text_curve = fit_text_tower(pretraining.tower(), loaded.tokenizer, recipe, TEXT_SEED, "scorer", device=device,
+                                resume=Resume(resume_dir and resume_dir / "text.pt"), desc="mini-sd text tower",
+                                log_every=log_every)
     pipe.text_encoder.eval().requires_grad_(False)  # frozen from here on, as SD 2.1's
     pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share)
-    vae_curve = train_vae(pipe.vae, pool.images, vae_steps, device=device)
+    if warm_from is None:
+        vae_curve = train_vae(pipe.vae, pool.images, vae_steps, device=device)
+    else:
+        pipe.vae.load_state_dict(warm_from.model.vae.state_dict())
+        pipe.unet.load_state_dict(warm_from.model.unet.state_dict())
+        vae_curve = []
     pipe.vae.eval().requires_grad_(False)
     with torch.no_grad():  # encode the pool once: the latent mean of every image (no augmentation to redo)
         means = torch.cat([pipe.vae.encode(_to_unit(pool.images[i:i + 512]).to(device)).latent_dist.mean.cpu()
@@ -142,8 +157,10 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     g = torch.Generator().manual_seed(SEEDS["sd"] + 1)
     alphas = scheduler.alphas_cumprod.to(device)
     snr = alphas / (1 - alphas)
-    curve = [("text", s, v) for s, v in text_curve] + [("vae", s, v) for s, v in vae_curve]
-    for step in (bar := tqdm(range(steps), desc="mini-sd unet", mininterval=5)):
+    resume = Resume(resume_dir and resume_dir / "unet.pt")
+    start, unet_curve = resume.restore(unet, opt, g)
+    curve = [("text", s, v) for s, v in text_curve] + [("vae", s, v) for s, v in vae_curve] + unet_curve
+    for step in (bar := tqdm(range(start, steps), desc="mini-sd unet", mininterval=5, initial=start, total=steps)):
         for group in opt.param_groups:
             group["lr"] = warmup_cosine(step, steps, lr, warmup=200)
         idx = torch.randint(len(latents), (batch,), generator=g)
@@ -166,6 +183,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
         if step % log_every == 0 or step == steps - 1:
             curve.append(("unet", step, float(loss)))
             bar.set_postfix(loss=f"{float(loss):.4f}")
+        resume.step(step, unet, opt, g, [c for c in curve if c[0] == "unet"], last=step == steps - 1)
     unet.eval()
     return loaded, curve
 
