@@ -25,14 +25,16 @@ from ..data.world import ObjectSpec, render, sample_scene, sample_single
 from .common import Resume, freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 from .contrastive import Tower, train_contrastive
 from .data import object_phrase
+from .lab import RECIPES, WORLD_RECIPE
 from .models import IMAGE_SIZE, SEEDS, build_mini
-from .vocab import known_token_ids
+from .vocab import known_token_ids, shape_synonyms
 
 SIZE = IMAGE_SIZE["owl"]
 
 
-def _matches(query: str, o: ObjectSpec) -> bool:
-    words = set(query.split()) - {"a", "an", "shape"}
+def _matches(query: str, o: ObjectSpec, meaning: dict[str, str] | None = None) -> bool:
+    """Whether every word of `query` describes object `o`; `meaning`: synonym -> the shape it stands for."""
+    words = {(meaning or {}).get(w, w) for w in query.split()} - {"a", "an", "shape"}
     return words <= {o.shape, o.colour, o.pattern, o.size}
 
 
@@ -81,6 +83,10 @@ PRETRAIN_SEED = 24  # the contrastive stage's own pool and batches
 # word (docs/spec.md, as OWL-v2 is queried with bare category names); trained on "a star" only, mini-owl scored
 # mAP@[.5:.95] 0.30 with "star" against 0.68 with "a star" on mini-objects (#33).
 BARE_SHARE = 0.5
+# Mini world v4 (#32): a lexicon of its own, as mini-clip's and mini-sd's text towers have (the tower lab's
+# WORLD_RECIPE, drawn with this model's seed): in the contrastive captions and in the detection queries alike,
+# `synonym_share` of the shape mentions use one of the shape's `synonyms_per_shape` synonyms instead.
+LEXICON = {k: getattr(RECIPES[WORLD_RECIPE], k) for k in ("synonyms_per_shape", "synonym_share")}
 
 
 def owl_tower(model):
@@ -100,14 +106,21 @@ def owl_tower(model):
 
 def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12000, log_every: int = 50,
               pretrain_steps: int = PRETRAIN_STEPS, pretrain_pool: int = 30000, device: str = "cpu",
-              bare_share: float = BARE_SHARE, resume_dir=None):
+              bare_share: float = BARE_SHARE, resume_dir=None, synonyms_per_shape: int = LEXICON["synonyms_per_shape"],
+              synonym_share: float = LEXICON["synonym_share"]):
     """Pretrain both towers contrastively (`pretrain_steps`), then train the detector (`steps`). Returns (Loaded,
     loss curve [(stage, step, loss)]). `resume_dir`: each stage saves its state there and a run started again goes
-    on from the last save."""
+    on from the last save. `synonyms_per_shape`, `synonym_share`: the model's own lexicon (LEXICON; 0: none)."""
     loaded = build_mini("owl")
+    lexicon = {"synonyms_per_shape": synonyms_per_shape, "synonym_share": synonym_share,
+               "synonym_seed": PRETRAIN_SEED} if synonym_share else {}
     pre_curve = train_contrastive(owl_tower(loaded.model), loaded.tokenizer, pretrain_steps, PRETRAIN_SEED, SIZE,
                                   pool_size=pretrain_pool, device=device, desc="mini-owl towers",
-                                  bare_share=bare_share, resume=Resume(resume_dir and Path(resume_dir) / "towers.pt"))
+                                  bare_share=bare_share, resume=Resume(resume_dir and Path(resume_dir) / "towers.pt"),
+                                  **lexicon)
+    synonyms = shape_synonyms(synonyms_per_shape, PRETRAIN_SEED) if synonym_share else {}
+    phrase = {"bare_share": bare_share, "synonyms": synonyms, "synonym_share": synonym_share}
+    meaning = {w: shape for shape, words in synonyms.items() for w in words}
     model = loaded.model.train().to(device)
     freeze_rows(loaded.token_embedding(), known_token_ids())
     images, scenes = _pool(pool_size, SEEDS["owl"] * 1000)
@@ -123,8 +136,8 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         idx = rng.integers(len(scenes), size=batch)
         batch_scenes = [scenes[i] for i in idx]
         # Queries of this batch: a phrase per object (random attribute subsets), plus a few distractor phrases.
-        queries = sorted({object_phrase(o, rng, bare_share=bare_share) for s in batch_scenes for o in s.objects}
-                         | {object_phrase(sample_single(rng).objects[0], rng, bare_share=bare_share) for _ in range(8)})
+        queries = sorted({object_phrase(o, rng, **phrase) for s in batch_scenes for o in s.objects}
+                         | {object_phrase(sample_single(rng).objects[0], rng, **phrase) for _ in range(8)})
         ids = tokenize(loaded.tokenizer, queries, 16, pad_id=0).to(device)
         text = model.owlv2.get_text_features(input_ids=ids, attention_mask=(ids != 0).long())
         text = getattr(text, "pooler_output", text)  # [Q, E]
@@ -137,7 +150,7 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         box_pred, box_true = [], []
         owners = torch.stack([assign_patches(s.boxes(SIZE), grid) for s in batch_scenes]).to(device)
         for b, s in enumerate(batch_scenes):
-            match = torch.tensor([[_matches(q, o) for q in queries] for o in s.objects], dtype=torch.float,
+            match = torch.tensor([[_matches(q, o, meaning) for q in queries] for o in s.objects], dtype=torch.float,
                                  device=device)
             has = owners[b] >= 0
             target[b, has] = match[owners[b, has]]
