@@ -11,6 +11,8 @@ Usage:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,9 +37,14 @@ def text_features(loaded, prompts: list[str]) -> torch.Tensor:
     return F.normalize(text.encode(text.ids(prompts)).float(), dim=-1)
 
 
-def zero_shot_votes(image_features: torch.Tensor, class_features: torch.Tensor) -> torch.Tensor:
-    """[M] the class whose (unit) text feature [C, E] is most similar to each (unit) image feature [M, E]."""
-    return (image_features.float() @ class_features.float().t()).argmax(1).cpu()
+def zero_shot_votes(image_features: torch.Tensor, class_features: torch.Tensor,
+                    left_out: torch.Tensor | None = None) -> torch.Tensor:
+    """[M] the class whose (unit) text feature [C, E] is most similar to each (unit) image feature [M, E];
+    `left_out` [C] bool: classes that take no part in the vote."""
+    sims = image_features.float() @ class_features.float().t()
+    if left_out is not None:
+        sims[:, left_out.to(sims.device)] = -math.inf
+    return sims.argmax(1).cpu()
 
 
 @torch.no_grad()

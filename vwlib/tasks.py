@@ -163,6 +163,9 @@ def prototypes(feats: torch.Tensor, positive: torch.Tensor, negative: torch.Tens
     return -(pos @ feats) / pos.sum(1, keepdim=True).clamp(min=1) + (neg @ feats) / neg.sum(1, keepdim=True).clamp(min=1)
 
 
+IDENTICAL = 1e-5  # cosine within this of 1: two text features of the same prompt, computed along two code paths
+
+
 class ClassificationTask(Task):
     name = "classification"
 
@@ -189,12 +192,18 @@ class ClassificationTask(Task):
             self._val_feats = clip_image_features(self.loaded, [e.image for e in self.ds.val])
         names = self.name_features()
         words = F.normalize(output.float(), dim=-1)  # [T, E]
+        # [T, C] a competing class text identical to the word: its own anchor's name, where the word is that row
+        # itself (the δ = 0 control). A word does not compete with itself: argmax would settle the exact tie by the
+        # classes' order, so such a name leaves the vote (docs/decisions.md, "the untied δ = 0 control").
+        itself = (words @ names.t()) > 1 - IDENTICAL
         out = []
         for t in range(len(batch)):
             c = batch.concepts[t]
             classes = names.clone()  # [C, E]
             classes[c] = words[t]  # the word replaces the target's name among the 10 class texts
-            chosen = zero_shot_votes(self._val_feats, classes) == c
+            left_out = itself[t].clone()
+            left_out[c] = False
+            chosen = zero_shot_votes(self._val_feats, classes, left_out) == c
             target = self.val_labels == c
             out.append({"accuracy": float(chosen[target].float().mean()),
                         "false_positive_rate": float(chosen[~target].float().mean())})

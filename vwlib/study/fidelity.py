@@ -134,7 +134,8 @@ def _stamp(cfg: StudyConfig, dataset: str | None = None, tasks: tuple | None = N
     return json.loads(json.dumps({"models": models, "grid": grid, "records": RECORDS_VERSION}, default=str))
 
 
-RECORDS_VERSION = 3  # 2: the δ = 0 control records which anchors are the concepts' own; 3: one record per cell
+RECORDS_VERSION = 4  # 2: the δ = 0 control records which anchors are the concepts' own; 3: one record per cell; 4: the
+# classifier's δ = 0 control untied (ClassificationTask.evaluate_from)
 
 
 def _cached(store: ResultStore, name: str, stamp: dict, compute):
