@@ -1,7 +1,8 @@
 """mini-sd: a `StableDiffusionPipeline` (CLIPTextModel + UNet2DConditionModel + AutoencoderKL, v-prediction DDIM),
-trained here in three stages, in SD 2.1's lineage: the text encoder contrastively, as the text tower of a small CLIP
-of its own (SD 2.1's is OpenCLIP ViT-H's), then frozen; the autoencoder on world images; the UNet on its latents,
-conditioned on the frozen text encoder.
+trained here in three stages, in SD 2.1's lineage: the text encoder contrastively, as the text tower of a CLIP whose
+image side is another model's (mini-scorer's, centred and frozen; SD 2.1's is OpenCLIP ViT-H's), by the tower lab's
+WORLD_RECIPE, then frozen; the autoencoder on world images; the UNet on its latents, conditioned on the frozen text
+encoder.
 
 Like SD 2.1: v-prediction target (`scheduler.get_velocity`), text conditioning from the text encoder's last hidden
 state (77 positions, padded with "!"), classifier-free guidance learned by dropping 10% of captions. Small-model
@@ -30,8 +31,8 @@ from ..models.loaders import Loaded
 from ..models.tokenizer import VOCAB_SIZE, clip_tokenizer
 from .common import Resume, param_groups, tokenize, warmup_cosine
 from .contrastive import Tower
-from .lab import RECIPES, WORLD_RECIPE, fit_text_tower
 from .data import caption_pool
+from .lab import RECIPES, WORLD_RECIPE, fit_text_tower
 from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH
 from .vocab import init_token_table
 
@@ -126,7 +127,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
     it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
     (it reads no text) and whose UNet the training goes on from, against the new encoder (mini world v4 goes on from
-    v3's). `resume_dir`: where the text tower's and the UNet's loops save their state, and go on from when started
+    the shipped v2's). `resume_dir`: where the text tower's and the UNet's loops save their state, and go on from when started
     again. Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
     loaded = build_sd()
     pipe = loaded.model.to(device)
