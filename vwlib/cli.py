@@ -457,7 +457,7 @@ def _cmd_fidelity(args) -> int:
     from .study.fidelity import fidelity
 
     result = fidelity(args.out, profile=args.profile, concepts=args.concepts, progress=not args.json,
-                      device=args.device)
+                      device=args.device, tasks=tuple(args.task))
     if args.json:
         print(json.dumps(result, default=float))
         return 0
@@ -604,6 +604,8 @@ def _study_commands(sub) -> None:
                        parents=shared("profile", "out", "device", out="runs/fidelity"))
     s.add_argument("--concepts", type=positive_int, default=10, help="the n x n grid of each dataset (10: the "
                    "fidelity grid; fewer for a quick look)")
+    s.add_argument("--task", nargs="+", choices=TASKS, default=list(TASKS), help="the tasks whose words are trained "
+                   "and judged (each scored in all three models; a later call on the same store adds the others)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=_cmd_fidelity)
 

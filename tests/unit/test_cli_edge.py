@@ -66,6 +66,7 @@ CASES = [
     ("data action", ["data", "fetch"], None, "invalid choice: 'fetch'"),
     ("export-word not a trial", ["export-word", "{tmp}", "{tmp}/w.safetensors"], None, "is not a trial directory"),
     ("fidelity concepts", ["fidelity", "--concepts", "0"], None, "argument --concepts: must be >= 1"),
+    ("fidelity task", ["fidelity", "--task", "segmentation"], None, "argument --task: invalid choice: 'segmentation'"),
     ("import-word pickle", ["import-word", "{tmp}/w.bin", "--model", "generation", "--dataset", "mini-objects",
                             "--concept", "star"], None, "is a pickle file, which can run code when loaded"),
 ]
