@@ -85,7 +85,7 @@ PRETRAIN_SEED = 24  # the contrastive stage's own pool and batches
 BARE_SHARE = 0.5
 # A lexicon of its own (#32; the tower lab's WORLD_RECIPE levers, drawn with this model's seed): in the contrastive
 # captions and the detection queries alike, `synonym_share` of the shape mentions use one of the shape's
-# `synonyms_per_shape` synonyms. Measured and not shipped (docs/results.md, "Mini world v4: the rebuilt world"): the
+# `synonyms_per_shape` synonyms. Measured and not shipped (docs/results.md, "Mini world v4: the world rebuilt"): the
 # study's bare-name control fell from 0.663 / 0.744 / 0.344 to 0.527 / 0.668 / 0.201 mAP@[.5:.95], below its bars, so
 # train_owl's default stays without it (mini-owl v3): `train_owl(..., **LEXICON)` trains the candidate.
 LEXICON = {k: getattr(RECIPES[WORLD_RECIPE], k) for k in ("synonyms_per_shape", "synonym_share")}

@@ -126,9 +126,9 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower,
     centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
     it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
-    (it reads no text) and whose UNet the training goes on from, against the new encoder (mini world v4 goes on from
-    the shipped v2's). `resume_dir`: where the text tower's and the UNet's loops save their state, and go on from when started
-    again. Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
+    (it reads no text) and whose UNet the training goes on from, against the new encoder (mini world v4 goes on
+    from the shipped v2's). `resume_dir`: where the text tower's and the UNet's loops save their state, and go on
+    from when started again. Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
     loaded = build_sd()
     pipe = loaded.model.to(device)
     pretraining = TextTowerPretraining(pipe.text_encoder, SIZE)
