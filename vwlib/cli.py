@@ -190,14 +190,18 @@ def _cmd_mini(args) -> int:
     if args.action == "lab":
         return _mini_lab(args)
     if args.action == "train":
-        from .mini.train import train
+        from .mini.train import train, variant_kwargs
         from .paths import CHECKPOINTS
+
+        if args.variant and args.model == "all":
+            raise VWError("--variant names one model's training candidate: give --model too (vwlib.mini.train.VARIANTS)")
+        variant_kwargs(args.model, args.variant)  # an unknown variant fails here, before any training
 
         names = ["clip", "scorer", "owl", "sd"] if args.model == "all" else [args.model]
         for name in names:
             # --out with --model all is a parent folder: one checkpoint folder per model inside it
             out = (Path(args.out) / name if len(names) > 1 else args.out) if args.out else CHECKPOINTS / "mini" / name
-            info = train(name, out, steps=args.steps, device=args.device)
+            info = train(name, out, steps=args.steps, device=args.device, **variant_kwargs(name, args.variant))
             print(f"mini-{name}: {info['steps']} steps in {info['wall_seconds'] / 60:.1f} min "
                   f"on {args.device} ({info['threads']} threads), final loss {info['loss_curve'][-1][-1]:.4f}")
         return 0
@@ -510,6 +514,7 @@ def _model_commands(sub) -> None:
     s.add_argument("--steps", type=positive_int, help="training steps (default: each model's own)")
     s.add_argument("--out", type=folder,
                    help="checkpoint folder (default: the shipped one, vwlib/checkpoints/mini/<model>)")
+    s.add_argument("--variant", help="train: a named training candidate of --model (vwlib.mini.train.VARIANTS)")
     s.add_argument("--json", action="store_true", help="eval: print one JSON object")
     s.add_argument("--per-concept", type=positive_int, default=20, help="eval: held-out images per concept")
     s.add_argument("--recipe", help="lab: the text-tower recipe to screen (none: list them; vwlib.mini.lab.RECIPES)")

@@ -34,3 +34,42 @@ def test_phrases_use_the_lexicon_in_about_its_share_of_shape_mentions():
             for _ in range(2000)]
     share = np.mean([w in synonyms["star"] for w in last])
     assert abs(share - 0.92 * LEXICON["synonym_share"]) < 0.04  # 8% of mentions say "shape" instead
+
+
+def test_every_training_variant_names_arguments_its_trainer_takes():
+    import inspect
+
+    from vwlib.mini.train import VARIANTS, variant_kwargs
+    from vwlib.mini.train_owl import train_owl
+    from vwlib.mini.train_sd import train_sd
+
+    trainers = {"sd": train_sd, "owl": train_owl}
+    for name, variants in VARIANTS.items():
+        for variant in variants:
+            inspect.signature(trainers[name]).bind(1, **variant_kwargs(name, variant))  # TypeError if one is unknown
+    assert variant_kwargs("owl", "lexicon-towers")["lexicon_in_queries"] is False
+    assert variant_kwargs("sd", None) == {}
+
+
+def test_an_unknown_variant_is_named_with_the_known_ones():
+    import pytest
+
+    from vwlib.errors import VWError
+    from vwlib.mini.train import variant_kwargs
+
+    with pytest.raises(VWError, match="no training variant 'nope'.*lexicon-unet"):
+        variant_kwargs("sd", "nope")
+
+
+def test_the_unet_captions_use_the_text_encoders_own_lexicon():
+    import pytest
+
+    from vwlib.mini.data import caption_pool
+    from vwlib.mini.train_sd import TEXT_SEED, UNET_LEXICON, train_sd
+
+    own = {w for ws in shape_synonyms(UNET_LEXICON["synonyms_per_shape"], TEXT_SEED).values() for w in ws}
+    pool = caption_pool(300, 8, seed=3, synonym_seed=TEXT_SEED, **UNET_LEXICON)
+    said = {w.strip(",") for c in pool.captions for w in c.split()}
+    assert len(said & own) > 20  # the encoder's synonyms are in the UNet's captions
+    with pytest.raises(ValueError, match="warm_from"):
+        train_sd(1, keep_text=True)  # keeping a text encoder needs one to keep

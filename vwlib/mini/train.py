@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import VWError
 from ..models.profiles import load_model
 from ..paths import cache_root
 from .checkpoint import save_compact
@@ -23,8 +24,8 @@ from .common import Resume
 from .contrastive import open_clip_tower, train_contrastive
 from .lab import RECIPES, WORLD_RECIPE, Recipe, fit_text_tower
 from .models import IMAGE_SIZE, SEEDS, build_mini
-from .train_owl import train_owl
-from .train_sd import train_sd
+from .train_owl import LEXICON, train_owl
+from .train_sd import UNET_LEXICON, train_sd
 
 # sd: with 6-block text encoders over frozen known rows, 6,000 UNet steps generated at 0.62 (bar 0.70) from scratch;
 # v4 goes on from the shipped UNet (train_sd) for 5,000
@@ -33,6 +34,22 @@ DEFAULT_STEPS = {"clip": 3000, "scorer": 6000, "owl": 6000, "sd": 5000}
 # by its largest object, as the scene datasets do: half its images are scenes, captioned by the largest object only
 # (mini-scenes accuracy 0.705 -> 0.89 with width 32 and 6,000 steps).
 POOL: dict[str, dict] = {"scorer": {"scene_share": 0.5, "largest_only": 1.0}}
+# Candidates measured against the shipped recipe (`vw mini train --variant NAME`): trainer keyword arguments, named.
+VARIANTS: dict[str, dict[str, dict]] = {
+    "sd": {"lexicon-unet": {"keep_text": True, **UNET_LEXICON}},  # the shipped encoder; the UNet reads its lexicon
+    "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured in session 12, not shipped)
+            "lexicon-towers": {**LEXICON, "lexicon_in_queries": False}},  # the queries keep the bare names
+}
+
+
+def variant_kwargs(name: str, variant: str | None) -> dict:
+    """The trainer keyword arguments of `variant` of mini-`name` ({} for None); a clear error for an unknown one."""
+    if variant is None:
+        return {}
+    if variant not in VARIANTS.get(name, {}):
+        known = ", ".join(f"{m}: {', '.join(v)}" for m, v in VARIANTS.items())
+        raise VWError(f"mini-{name} has no training variant {variant!r}; the variants are {known}")
+    return dict(VARIANTS[name][variant])
 
 
 def train(name: str, out_dir: str | Path, steps: int | None = None, device: str = "cpu", **kwargs) -> dict:

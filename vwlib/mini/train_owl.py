@@ -108,10 +108,12 @@ def owl_tower(model):
 
 def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12000, log_every: int = 50,
               pretrain_steps: int = PRETRAIN_STEPS, pretrain_pool: int = 30000, device: str = "cpu",
-              bare_share: float = BARE_SHARE, resume_dir=None, synonyms_per_shape: int = 0, synonym_share: float = 0.0):
+              bare_share: float = BARE_SHARE, resume_dir=None, synonyms_per_shape: int = 0, synonym_share: float = 0.0,
+              lexicon_in_queries: bool = True):
     """Pretrain both towers contrastively (`pretrain_steps`), then train the detector (`steps`). Returns (Loaded,
     loss curve [(stage, step, loss)]). `resume_dir`: each stage saves its state there and a run started again goes
-    on from the last save. `synonyms_per_shape`, `synonym_share`: a lexicon of its own (LEXICON; default none)."""
+    on from the last save. `synonyms_per_shape`, `synonym_share`: a lexicon of its own (LEXICON; default none), in
+    the contrastive captions and, with `lexicon_in_queries`, in the detection queries too."""
     loaded = build_mini("owl")
     lexicon = {"synonyms_per_shape": synonyms_per_shape, "synonym_share": synonym_share,
                "synonym_seed": PRETRAIN_SEED} if synonym_share else {}
@@ -119,8 +121,9 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
                                   pool_size=pretrain_pool, device=device, desc="mini-owl towers",
                                   bare_share=bare_share, resume=Resume(resume_dir and Path(resume_dir) / "towers.pt"),
                                   **lexicon)
-    synonyms = shape_synonyms(synonyms_per_shape, PRETRAIN_SEED) if synonym_share else {}
-    phrase = {"bare_share": bare_share, "synonyms": synonyms, "synonym_share": synonym_share}
+    query_share = synonym_share if lexicon_in_queries else 0.0
+    synonyms = shape_synonyms(synonyms_per_shape, PRETRAIN_SEED) if query_share else {}
+    phrase = {"bare_share": bare_share, "synonyms": synonyms, "synonym_share": query_share}
     meaning = {w: shape for shape, words in synonyms.items() for w in words}
     model = loaded.model.train().to(device)
     freeze_rows(loaded.token_embedding(), known_token_ids())

@@ -40,6 +40,9 @@ SIZE = IMAGE_SIZE["sd"]
 GEN_STEPS = 30  # DDIM steps for the mini world (the paper profile uses 50)
 TEXT_STEPS = 3000  # contrastive steps of the text tower (mini-clip's recipe)
 TEXT_SEED = 23  # the text tower's own pool and batches (mini-clip: 11, the scorer: 14)
+# The UNet's captions in the text encoder's own lexicon (#32): `synonym_share` of the shape mentions use one of the
+# shape's synonyms, drawn with TEXT_SEED as the encoder's were (WORLD_RECIPE's levers).
+UNET_LEXICON = {k: getattr(RECIPES[WORLD_RECIPE], k) for k in ("synonyms_per_shape", "synonym_share")}
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
 
@@ -122,22 +125,34 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float 
 
 def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-3, pool_size: int = 30000,
              log_every: int = 50, single_share: float = 0.85, text_steps: int = TEXT_STEPS, device: str = "cpu",
-             resume_dir: Path | None = None, warm_from: Loaded | None = None):
+             resume_dir: Path | None = None, warm_from: Loaded | None = None, keep_text: bool = False,
+             synonyms_per_shape: int = 0, synonym_share: float = 0.0):
     """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower,
     centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
     it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
     (it reads no text) and whose UNet the training goes on from, against the new encoder (mini world v4 goes on
     from the shipped v2's). `resume_dir`: where the text tower's and the UNet's loops save their state, and go on
-    from when started again. Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
+    from when started again. `keep_text`: keep `warm_from`'s text encoder instead (no text-tower training).
+    `synonyms_per_shape`, `synonym_share`: the UNet's captions use the lexicon its text encoder was trained on
+    (seed TEXT_SEED; UNET_LEXICON), so that the words the encoder lets a small move reach are words the UNet draws.
+    Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
+    if keep_text and warm_from is None:
+        raise ValueError("train_sd(keep_text=True) keeps warm_from's text encoder: pass warm_from=<a mini-sd>")
     loaded = build_sd()
     pipe = loaded.model.to(device)
-    pretraining = TextTowerPretraining(pipe.text_encoder, SIZE)
-    recipe = replace(RECIPES[WORLD_RECIPE], steps=text_steps, pool_size=pool_size)
-    text_curve = fit_text_tower(pretraining.tower(), loaded.tokenizer, recipe, TEXT_SEED, "scorer", device=device,
-                                resume=Resume(resume_dir and resume_dir / "text.pt"), desc="mini-sd text tower",
-                                log_every=log_every)
+    if keep_text:
+        pipe.text_encoder.load_state_dict(warm_from.model.text_encoder.state_dict())
+        text_curve = []
+    else:
+        pretraining = TextTowerPretraining(pipe.text_encoder, SIZE)
+        recipe = replace(RECIPES[WORLD_RECIPE], steps=text_steps, pool_size=pool_size)
+        text_curve = fit_text_tower(pretraining.tower(), loaded.tokenizer, recipe, TEXT_SEED, "scorer",
+                                    device=device, resume=Resume(resume_dir and resume_dir / "text.pt"),
+                                    desc="mini-sd text tower", log_every=log_every)
     pipe.text_encoder.eval().requires_grad_(False)  # frozen from here on, as SD 2.1's
-    pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share)
+    lexicon = {"synonyms_per_shape": synonyms_per_shape, "synonym_share": synonym_share,
+               "synonym_seed": TEXT_SEED} if synonym_share else {}
+    pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share, **lexicon)
     if warm_from is None:
         vae_curve = train_vae(pipe.vae, pool.images, vae_steps, device=device)
     else:
