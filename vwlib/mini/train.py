@@ -36,7 +36,8 @@ DEFAULT_STEPS = {"clip": 3000, "scorer": 6000, "owl": 6000, "sd": 5000}
 POOL: dict[str, dict] = {"scorer": {"scene_share": 0.5, "largest_only": 1.0}}
 # Candidates measured against the shipped recipe (`vw mini train --variant NAME`): trainer keyword arguments, named.
 VARIANTS: dict[str, dict[str, dict]] = {
-    "sd": {"lexicon-unet": {"keep_text": True, **UNET_LEXICON}},  # the shipped encoder; the UNet reads its lexicon
+    "sd": {"lexicon-unet": {"keep_text": True, **UNET_LEXICON},  # the shipped encoder; the UNet reads its lexicon
+           "lexicon-unet-half": {"keep_text": True, **UNET_LEXICON, "synonym_share": 0.5}},  # half the mentions
     "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured in session 12, not shipped)
             "lexicon-towers": {**LEXICON, "lexicon_in_queries": False}},  # the queries keep the bare names
 }
