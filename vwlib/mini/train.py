@@ -39,7 +39,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "sd": {"lexicon-unet": {"keep_text": True, **UNET_LEXICON},  # the shipped encoder; the UNet reads its lexicon
            "lexicon-unet-half": {"keep_text": True, **UNET_LEXICON, "synonym_share": 0.5}},  # half the mentions
     "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured in session 12, not shipped)
-            "lexicon-towers": {**LEXICON, "lexicon_in_queries": False}},  # the queries keep the bare names
+            "lexicon-towers": {**LEXICON, "lexicon_in_queries": False},  # the queries keep the bare names
+            "more-detection": {"warm_from": "shipped", "lr": 3e-4}},  # the shipped one's detection stage, continued
 }
 
 
@@ -81,6 +82,8 @@ def train(name: str, out_dir: str | Path, steps: int | None = None, device: str 
                                   IMAGE_SIZE[name], device=device, desc=f"mini-{name}",
                                   resume=Resume(resume_dir / "contrastive.pt"), **{**POOL.get(name, {}), **kwargs})
     elif name == "owl":
+        if kwargs.get("warm_from") == "shipped":  # a variant that goes on from the shipped detector
+            kwargs["warm_from"] = load_model("mini", "detection")
         loaded, curve = train_owl(steps, device=device, resume_dir=resume_dir, **kwargs)
     elif name == "sd":
         shipped = load_model("mini", "generation")  # v4 keeps its autoencoder and goes on from its UNet

@@ -109,18 +109,23 @@ def owl_tower(model):
 def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12000, log_every: int = 50,
               pretrain_steps: int = PRETRAIN_STEPS, pretrain_pool: int = 30000, device: str = "cpu",
               bare_share: float = BARE_SHARE, resume_dir=None, synonyms_per_shape: int = 0, synonym_share: float = 0.0,
-              lexicon_in_queries: bool = True):
+              lexicon_in_queries: bool = True, warm_from=None):
     """Pretrain both towers contrastively (`pretrain_steps`), then train the detector (`steps`). Returns (Loaded,
     loss curve [(stage, step, loss)]). `resume_dir`: each stage saves its state there and a run started again goes
     on from the last save. `synonyms_per_shape`, `synonym_share`: a lexicon of its own (LEXICON; default none), in
-    the contrastive captions and, with `lexicon_in_queries`, in the detection queries too."""
+    the contrastive captions and, with `lexicon_in_queries`, in the detection queries too. `warm_from`: a mini-owl
+    whose weights the detection stage goes on from (no contrastive stage; `steps` more detection steps)."""
     loaded = build_mini("owl")
     lexicon = {"synonyms_per_shape": synonyms_per_shape, "synonym_share": synonym_share,
                "synonym_seed": PRETRAIN_SEED} if synonym_share else {}
-    pre_curve = train_contrastive(owl_tower(loaded.model), loaded.tokenizer, pretrain_steps, PRETRAIN_SEED, SIZE,
-                                  pool_size=pretrain_pool, device=device, desc="mini-owl towers",
-                                  bare_share=bare_share, resume=Resume(resume_dir and Path(resume_dir) / "towers.pt"),
-                                  **lexicon)
+    if warm_from is not None:
+        loaded.model.load_state_dict(warm_from.model.state_dict())
+        pre_curve = []
+    else:
+        pre_curve = train_contrastive(owl_tower(loaded.model), loaded.tokenizer, pretrain_steps, PRETRAIN_SEED,
+                                      SIZE, pool_size=pretrain_pool, device=device, desc="mini-owl towers",
+                                      bare_share=bare_share, **lexicon,
+                                      resume=Resume(resume_dir and Path(resume_dir) / "towers.pt"))
     query_share = synonym_share if lexicon_in_queries else 0.0
     synonyms = shape_synonyms(synonyms_per_shape, PRETRAIN_SEED) if query_share else {}
     phrase = {"bare_share": bare_share, "synonyms": synonyms, "synonym_share": query_share}
