@@ -21,11 +21,12 @@ def test_mini_eval_json_meets_every_bar():
         assert set(report["per_dataset"][metric]) == DATASETS
         assert report[metric] >= bar, (metric, report[metric], report["per_dataset"][metric])
     assert {m: report["passed"][m] for m in bars} == {m: True for m in bars}
-    # the study's detection name control (#33): the bare name queried alone. The bars are 0.60 / 0.60 / 0.35;
-    # mini-owl v3 reaches 0.663 / 0.744 / 0.344 (held-out seed 7): mini-scenes is held to what it reached, 0.34
+    # the study's detection name control (#33): the bare name queried alone, bars 0.60 / 0.60 / 0.35 (mini-owl v4
+    # reaches 0.722 / 0.775 / 0.418 on the held-out seed 7)
     assert report["study_map_bars"] == {"mini-objects": 0.60, "mini-instances": 0.60, "mini-scenes": 0.35}
     study = report["owl_study_map"]
-    assert study["mini-objects"] >= 0.60 and study["mini-instances"] >= 0.60 and study["mini-scenes"] >= 0.34, study
+    assert all(study[d] >= bar for d, bar in report["study_map_bars"].items()), study
+    assert report["passed"]["owl_study_map"] is True
     for model in ("clip", "scorer", "owl", "sd"):  # the sensitivity of every text tower, reported beside the bars
         s = report["sensitivity"][model]
         assert s["anchors"] == 10 and s["target"] == 1.5 and s["gap"] > 0 and s["d_nn"] > 0
