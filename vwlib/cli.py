@@ -194,7 +194,8 @@ def _cmd_mini(args) -> int:
         from .paths import CHECKPOINTS
 
         if args.variant and args.model == "all":
-            raise VWError("--variant names one model's training candidate: give --model too (vwlib.mini.train.VARIANTS)")
+            raise VWError("--variant names one model's training candidate: give --model too "
+                          "(vwlib.mini.train.VARIANTS)")
         variant_kwargs(args.model, args.variant)  # an unknown variant fails here, before any training
 
         names = ["clip", "scorer", "owl", "sd"] if args.model == "all" else [args.model]

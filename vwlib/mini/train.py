@@ -38,7 +38,7 @@ POOL: dict[str, dict] = {"scorer": {"scene_share": 0.5, "largest_only": 1.0}}
 VARIANTS: dict[str, dict[str, dict]] = {
     "sd": {"lexicon-unet": {"keep_text": True, **UNET_LEXICON},  # the shipped encoder; the UNet reads its lexicon
            "lexicon-unet-half": {"keep_text": True, **UNET_LEXICON, "synonym_share": 0.5}},  # half the mentions
-    "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured in session 12, not shipped)
+    "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured, not shipped: docs/results.md)
             "lexicon-towers": {**LEXICON, "lexicon_in_queries": False},  # the queries keep the bare names
             "more-detection": {"warm_from": "shipped", "lr": 3e-4}},  # the shipped one's detection stage, continued
 }
