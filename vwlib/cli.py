@@ -196,13 +196,13 @@ def _cmd_mini(args) -> int:
         if args.variant and args.model == "all":
             raise VWError("--variant names one model's training candidate: give --model too "
                           "(vwlib.mini.train.VARIANTS)")
-        variant_kwargs(args.model, args.variant)  # an unknown variant fails here, before any training
+        extra = variant_kwargs(args.model, args.variant)  # an unknown variant fails here, before any training
 
         names = ["clip", "scorer", "owl", "sd"] if args.model == "all" else [args.model]
         for name in names:
             # --out with --model all is a parent folder: one checkpoint folder per model inside it
             out = (Path(args.out) / name if len(names) > 1 else args.out) if args.out else CHECKPOINTS / "mini" / name
-            info = train(name, out, steps=args.steps, device=args.device, **variant_kwargs(name, args.variant))
+            info = train(name, out, steps=args.steps, device=args.device, **extra)
             print(f"mini-{name}: {info['steps']} steps in {info['wall_seconds'] / 60:.1f} min "
                   f"on {args.device} ({info['threads']} threads), final loss {info['loss_curve'][-1][-1]:.4f}")
         return 0

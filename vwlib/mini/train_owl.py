@@ -118,15 +118,14 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
     the contrastive captions and, with `lexicon_in_queries`, in the detection queries too. `warm_from`: a mini-owl
     whose weights the detection stage goes on from (no contrastive stage; `steps` more detection steps)."""
     loaded = build_mini("owl")
-    lexicon = {"synonyms_per_shape": synonyms_per_shape, "synonym_share": synonym_share,
-               "synonym_seed": PRETRAIN_SEED} if synonym_share else {}
     if warm_from is not None:
         loaded.model.load_state_dict(warm_from.model.state_dict())
         pre_curve = []
     else:
         pre_curve = train_contrastive(owl_tower(loaded.model), loaded.tokenizer, pretrain_steps, PRETRAIN_SEED,
                                       SIZE, pool_size=pretrain_pool, device=device, desc="mini-owl towers",
-                                      bare_share=bare_share, **lexicon,
+                                      bare_share=bare_share, synonyms_per_shape=synonyms_per_shape,
+                                      synonym_share=synonym_share, synonym_seed=PRETRAIN_SEED,
                                       resume=Resume(resume_dir and Path(resume_dir) / "towers.pt"))
     query_share = synonym_share if lexicon_in_queries else 0.0
     synonyms = shape_synonyms(synonyms_per_shape, PRETRAIN_SEED) if query_share else {}

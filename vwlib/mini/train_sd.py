@@ -150,9 +150,8 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
                                     device=device, resume=Resume(resume_dir and resume_dir / "text.pt"),
                                     desc="mini-sd text tower", log_every=log_every)
     pipe.text_encoder.eval().requires_grad_(False)  # frozen from here on, as SD 2.1's
-    lexicon = {"synonyms_per_shape": synonyms_per_shape, "synonym_share": synonym_share,
-               "synonym_seed": TEXT_SEED} if synonym_share else {}
-    pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share, **lexicon)
+    pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share,
+                        synonyms_per_shape=synonyms_per_shape, synonym_share=synonym_share, synonym_seed=TEXT_SEED)
     if warm_from is None:
         vae_curve = train_vae(pipe.vae, pool.images, vae_steps, device=device)
     else:
