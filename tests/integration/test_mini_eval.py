@@ -33,6 +33,7 @@ def test_mini_eval_json_meets_every_bar():
         assert s["reach_over_gap"] == pytest.approx(0.5 * s["d_nn"] * s["sigma_max"] / s["gap"], rel=0.5)
     per = report["per_dataset"]
     assert all(per["owl_map"][d] <= per["owl_map50"][d] for d in DATASETS)  # mAP@[.5:.95] <= mAP@.5
+    assert set(per["owl_loss_optimum_map"]) == DATASETS and all(0 < v < 1 for v in per["owl_loss_optimum_map"].values())
 
 
 def test_the_study_name_control_is_the_study_detection_evaluator_on_the_bare_name():
@@ -58,3 +59,31 @@ def test_the_study_name_control_is_the_study_detection_evaluator_on_the_bare_nam
     assert study["map_50"] > 0.1  # a real detector: the equality below is not that of two zeros
     assert study["map"] == pytest.approx(float(np.mean([m["map"] for m in per_word])), abs=1e-6)
     assert study["map_50"] == pytest.approx(float(np.mean([m["map_50"] for m in per_word])), abs=1e-6)
+
+
+def test_the_loss_optimum_minimises_the_paper_loss_and_is_scored_as_a_word():
+    """`owl_loss_optimum_map` scores the query that minimises the study's detection loss over unit queries (lower
+    than any name's), with the study's evaluator: a word whose query were that vector would score the same."""
+    import numpy as np
+    import torch
+
+    from vwlib.data.datasets import load_dataset, load_mini_dataset
+    from vwlib.mini.evaluate import study_loss_optimum_detection
+    from vwlib.models.profiles import load_model
+    from vwlib.tasks import PROMPTS, DetectionTask, TrialBatch
+
+    loaded = load_model("mini", "detection")
+    study_task = DetectionTask(loaded, load_dataset("mini-objects"))
+    ds = load_mini_dataset("mini-objects", n_train=1, n_val=3, seed=7)
+    names = [ds.display_name(c) for c in ds.concepts]
+    batch = TrialBatch(torch.arange(len(names)), torch.zeros(len(names), dtype=torch.long), names,
+                       [torch.Generator() for _ in names])
+    optimum = -study_task.prototypes
+    name_queries = study_task.text.encode(study_task.text.ids([PROMPTS["detection"].format(n) for n in names]))
+    at_optimum, at_names = study_task.losses_from(optimum, batch), study_task.losses_from(name_queries, batch)
+    assert torch.allclose(at_optimum, -study_task.prototypes.norm(dim=-1))  # the minimum over unit queries
+    assert bool((at_optimum < at_names).all())
+    per_word = DetectionTask(loaded, ds).evaluate_from(optimum, batch)
+    result = study_loss_optimum_detection(loaded, ds)
+    assert result["map_50"] > 0.05
+    assert result["map"] == pytest.approx(float(np.mean([m["map"] for m in per_word])), abs=1e-6)

@@ -40,7 +40,11 @@ VARIANTS: dict[str, dict[str, dict]] = {
            "lexicon-unet-half": {"keep_text": True, **UNET_LEXICON, "synonym_share": 0.5}},  # half the mentions
     "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured, not shipped: docs/results.md)
             "lexicon-towers": {**LEXICON, "lexicon_in_queries": False},  # the queries keep the bare names
-            "more-detection": {"warm_from": "shipped", "lr": 3e-4}},  # the shipped one's detection stage, continued
+            "more-detection": {"warm_from": "shipped", "lr": 3e-4},  # the shipped one's detection stage, continued
+            # ... with image-conditioned queries beside the text ones: the paper's loss optimum trained to detect
+            "image-queries": {"warm_from": "shipped", "lr": 3e-4, "image_queries": 1.0},
+            # ... and its own lexicon in the detection queries (the towers are not trained again)
+            "image-queries-lexicon": {"warm_from": "shipped", "lr": 3e-4, "image_queries": 1.0, **LEXICON}},
 }
 
 

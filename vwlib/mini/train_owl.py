@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou, sigmoid_focal_loss
 from tqdm.auto import tqdm
 
-from ..data.world import ObjectSpec, render, sample_scene, sample_single
+from ..data.world import SHAPES, ObjectSpec, render, sample_scene, sample_single
 from .common import Resume, freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 from .contrastive import Tower, train_contrastive
 from .data import object_phrase
@@ -93,6 +93,26 @@ BARE_SHARE = 0.5
 LEXICON = {k: getattr(RECIPES[WORLD_RECIPE], k) for k in ("synonyms_per_shape", "synonym_share")}
 
 
+def image_query_loss(model, feats: torch.Tensor, class_embeds: torch.Tensor, shape_of: torch.Tensor) -> torch.Tensor:
+    """Focal loss of image-conditioned queries (OWL's one-shot detection: a query that is a class embedding rather
+    than a text feature), one per shape of the batch: the mean class embedding of that shape's patches minus the mean
+    of every other patch of the images that hold it, held fixed. That query is the optimum of the paper's signed-cosine
+    detection loss (docs/spec.md) over those images, so training it to find its shape makes the loss's optimum a good
+    query. feats [B, P, D] image features; class_embeds [B, P, E] (normalised); shape_of [B, P] shape index per patch
+    (-1: background)."""
+    shapes = shape_of.unique()
+    shapes = shapes[shapes >= 0]
+    queries = []
+    for k in shapes:
+        pos = shape_of == k  # [B, P]
+        neg = pos.any(1, keepdim=True) & ~pos
+        queries.append(class_embeds[pos].mean(0) - class_embeds[neg].mean(0))
+    queries = torch.stack(queries).detach()  # [S, E]
+    logits, _ = model.class_predictor(feats, queries[None].expand(len(feats), -1, -1))  # [B, P, S]
+    target = (shape_of[..., None] == shapes).float()
+    return sigmoid_focal_loss(logits, target, alpha=0.25, gamma=2.0, reduction="sum") / max(1.0, float(target.sum()))
+
+
 def owl_tower(model):
     """The two towers of an `Owlv2ForObjectDetection` as a CLIP (OWL-v2's image-level features and queries)."""
     owl = model.owlv2
@@ -111,12 +131,13 @@ def owl_tower(model):
 def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12000, log_every: int = 50,
               pretrain_steps: int = PRETRAIN_STEPS, pretrain_pool: int = 30000, device: str = "cpu",
               bare_share: float = BARE_SHARE, resume_dir=None, synonyms_per_shape: int = 0, synonym_share: float = 0.0,
-              lexicon_in_queries: bool = True, warm_from=None):
+              lexicon_in_queries: bool = True, warm_from=None, image_queries: float = 0.0):
     """Pretrain both towers contrastively (`pretrain_steps`), then train the detector (`steps`). Returns (Loaded,
     loss curve [(stage, step, loss)]). `resume_dir`: each stage saves its state there and a run started again goes
     on from the last save. `synonyms_per_shape`, `synonym_share`: a lexicon of its own (LEXICON; default none), in
     the contrastive captions and, with `lexicon_in_queries`, in the detection queries too. `warm_from`: a mini-owl
-    whose weights the detection stage goes on from (no contrastive stage; `steps` more detection steps)."""
+    whose weights the detection stage goes on from (no contrastive stage; `steps` more detection steps).
+    `image_queries`: the weight of `image_query_loss` beside the detection loss (default 0: none)."""
     loaded = build_mini("owl")
     if warm_from is not None:
         loaded.model.load_state_dict(warm_from.model.state_dict())
@@ -153,7 +174,7 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         text = getattr(text, "pooler_output", text)  # [Q, E]
         feature_map, _ = model.image_embedder(pixel_values=to_clip_pixels(images[idx]).to(device))
         feats = feature_map.reshape(batch, grid * grid, -1)
-        logits, _ = model.class_predictor(feats, text[None].expand(batch, -1, -1))  # [B, P, Q]
+        logits, class_embeds = model.class_predictor(feats, text[None].expand(batch, -1, -1))  # [B, P, Q], [B, P, E]
         boxes = model.box_predictor(feats, feature_map)  # [B, P, 4] cxcywh in 0..1
         objectness = model.objectness_predictor(feats)  # [B, P]
         target = torch.zeros_like(logits)
@@ -173,12 +194,20 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         box_loss = F.l1_loss(bp, bt) * 5 + (1 - torch.diag(generalized_box_iou(_xyxy(bp), _xyxy(bt)))).mean() * 2
         obj_loss = F.binary_cross_entropy_with_logits(objectness, (owners >= 0).float())
         loss = cls_loss + box_loss + obj_loss
+        iq_loss = torch.zeros(())
+        if image_queries:
+            shape_index = {shape: k for k, shape in enumerate(SHAPES)}
+            shape_of = torch.stack([torch.tensor([shape_index[s.objects[j].shape] if j >= 0 else -1
+                                                  for j in owners[b].tolist()]) for b, s in enumerate(batch_scenes)])
+            iq_loss = image_query_loss(model, feats, class_embeds, shape_of.to(device))
+            loss = loss + image_queries * iq_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % log_every == 0 or step == steps - 1:
             curve.append(("detection", step, float(loss.detach())))
-            bar.set_postfix(loss=f"{float(loss):.3f}", cls=f"{float(cls_loss):.3f}", box=f"{float(box_loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss):.3f}", cls=f"{float(cls_loss):.3f}", box=f"{float(box_loss):.3f}",
+                            **({"image": f"{float(iq_loss):.3f}"} if image_queries else {}))
         resume.step(step, model, opt, rng, [c for c in curve if c[0] == "detection"], last=step == steps - 1)
     loaded.model.eval()
     return loaded, curve
