@@ -320,6 +320,26 @@ class GenerationTask(Task):
             images += [out.images[i * k:(i + 1) * k] for i in range(len(rows))]
         return images
 
+    POSITIONS = ("word", "end_of_text", "padding", "after_word")
+
+    @torch.no_grad()
+    def mixed_conditioning(self, vectors, batch, positions: str) -> torch.Tensor:
+        """[T, L, D] the anchor prompt's conditioning with only `positions` taken from the word's prompt: "word"
+        (the word's own position), "end_of_text" (the one after it), "padding" (every later one) or "after_word"
+        (both). Which positions the UNet reads a word from: generate from it (`evaluate_from`). The encoder is
+        causal, so positions before the word are the same in both prompts.
+
+        Usage: task.evaluate_from(task.mixed_conditioning(words, batch, "end_of_text"), batch)"""
+        if positions not in self.POSITIONS:
+            raise ValueError(f"positions must be one of {self.POSITIONS}, not {positions!r}")
+        word, anchor = self.text_output(vectors, batch), self.text_output(None, batch)
+        ids = self.prompt_ids(batch)
+        at = (ids == batch.anchor_ids.to(ids.device)[:, None]).float().argmax(1)[:, None]  # [T, 1] the word's index
+        index = torch.arange(word.shape[1], device=word.device)[None]  # [1, L]
+        keep = {"word": index == at, "end_of_text": index == at + 1, "padding": index > at + 1,
+                "after_word": index > at}[positions]
+        return torch.where(keep[..., None], word, anchor)
+
     def name_features(self) -> torch.Tensor:
         """[C, E] the scorer's unit text features of the dataset's class names: what it votes among."""
         return text_features(self.scorer, [NAME_PROMPT.format(self.ds.display_name(c)) for c in self.ds.concepts])
