@@ -326,8 +326,9 @@ class GenerationTask(Task):
     def mixed_conditioning(self, vectors, batch, positions: str) -> torch.Tensor:
         """[T, L, D] the anchor prompt's conditioning with only `positions` taken from the word's prompt: "word"
         (the word's own position), "end_of_text" (the one after it), "padding" (every later one) or "after_word"
-        (both). Which positions the UNet reads a word from: generate from it (`evaluate_from`). The encoder is
-        causal, so positions before the word are the same in both prompts.
+        (both); the word ends the prompt (PROMPTS["generation"]), so end-of-text follows it. Which positions the UNet
+        reads a word from: generate from it (`evaluate_from`). The encoder is causal, so positions before the word
+        are the same in both prompts.
 
         Usage: task.evaluate_from(task.mixed_conditioning(words, batch, "end_of_text"), batch)"""
         if positions not in self.POSITIONS:

@@ -96,6 +96,9 @@ BARE_SHARE = 0.5
 LEXICON = {k: getattr(RECIPES[WORLD_RECIPE], k) for k in ("synonyms_per_shape", "synonym_share")}
 
 
+SHAPE_INDEX = {shape: k for k, shape in enumerate(SHAPES)}
+
+
 def image_query_loss(model, feats: torch.Tensor, class_embeds: torch.Tensor, shape_of: torch.Tensor) -> torch.Tensor:
     """Focal loss of image-conditioned queries (OWL's one-shot detection: a query that is a class embedding rather
     than a text feature), one per shape of the batch: the mean class embedding of that shape's patches minus the mean
@@ -199,8 +202,7 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         loss = cls_loss + box_loss + obj_loss
         iq_loss = torch.zeros(())
         if image_queries:
-            shape_index = {shape: k for k, shape in enumerate(SHAPES)}
-            shape_of = torch.stack([torch.tensor([shape_index[s.objects[j].shape] if j >= 0 else -1
+            shape_of = torch.stack([torch.tensor([SHAPE_INDEX[s.objects[j].shape] if j >= 0 else -1
                                                   for j in owners[b].tolist()]) for b, s in enumerate(batch_scenes)])
             iq_loss = image_query_loss(model, feats, class_embeds, shape_of.to(device))
             loss = loss + image_queries * iq_loss
