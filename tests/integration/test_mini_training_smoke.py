@@ -64,3 +64,22 @@ def test_mini_clip_v4_trains_its_text_tower_against_the_shipped_image_tower_cent
     with torch.no_grad():
         raw = new.visual(to_clip_pixels(caption_pool(256, 64, seed=5).images))
     assert raw.mean(0).norm() < 0.1 * raw.norm(dim=1).mean()  # centred (on other images than it was centred on)
+
+
+
+@pytest.mark.slow  # 10-30 s: two short trainings from the shipped detector (make test-all)
+def test_the_image_query_variant_goes_on_from_the_shipped_detector_with_its_loss_added():
+    """mini-owl v5's recipe (`--variant image-queries-lexicon`): no contrastive stage, and at its first step (the same
+    weights and batch as `more-detection`'s) the loss is the detection loss plus a positive image-query term."""
+    from vwlib.mini.train import variant_kwargs
+    from vwlib.mini.train_owl import train_owl
+    from vwlib.models.profiles import load_model
+
+    shipped, first = load_model("mini", "detection"), {}
+    for variant in ("more-detection", "image-queries-lexicon"):
+        kwargs = {**variant_kwargs("owl", variant), "synonym_share": 0.0}  # the same queries in both runs
+        assert kwargs.pop("warm_from") == "shipped"
+        _, curve = train_owl(2, batch=4, pool_size=32, log_every=1, warm_from=shipped, **kwargs)
+        assert {c[0] for c in curve} == {"detection"}
+        first[variant] = curve[0][-1]
+    assert first["image-queries-lexicon"] > first["more-detection"] + 1e-3
