@@ -61,6 +61,7 @@ def test_the_study_name_control_is_the_study_detection_evaluator_on_the_bare_nam
     assert study["map_50"] == pytest.approx(float(np.mean([m["map_50"] for m in per_word])), abs=1e-6)
 
 
+@pytest.mark.slow  # 10 s: the study's detection task on the shipped detector (make test-all); make test is at 5 min
 def test_the_loss_optimum_minimises_the_paper_loss_and_is_scored_as_a_word():
     """`owl_loss_optimum_map` scores the query that minimises the study's detection loss over unit queries (lower
     than any name's), with the study's evaluator: a word whose query were that vector would score the same."""
