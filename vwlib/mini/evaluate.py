@@ -94,8 +94,9 @@ def study_loss_optimum_detection(loaded, ds: ConceptDataset) -> dict:
     class-embedding space as the query (OWL's image-conditioned form), scored as `study_name_detection` on `ds.val`.
     The loss is linear in the query's cosine with the proposals, so its optimum is −`DetectionTask.prototypes`: the
     mean class embedding of a concept's proposals minus the mean of the rest of its images', over the study's own
-    training images (`load_dataset(ds.name)`). A word can reach it only as far as its text tower can produce it, so
-    its ratio to the name control bounds the study's unconstrained detection words (docs/results.md).
+    training images (`load_dataset(ds.name)`). A word reaches it as far as its text tower can produce it (on mini-owl
+    v4 the study's unconstrained words scored within 0.05 of it), so its ratio to the name control says what those
+    words can do against the name (docs/results.md).
 
     Usage: study_loss_optimum_detection(load_model("mini", "detection"), heldout("mini-objects"))  # {"map": ...}"""
     prototypes = DetectionTask(loaded, load_dataset(ds.name)).prototypes  # [C, E]
