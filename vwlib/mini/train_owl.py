@@ -187,11 +187,13 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         target = torch.zeros_like(logits)
         box_pred, box_true = [], []
         owners = torch.stack([assign_patches(s.boxes(SIZE), grid) for s in batch_scenes]).to(device)
+        shape_of = torch.full_like(owners, -1)  # [B, P] the shape index of each patch's object (-1: background)
         for b, s in enumerate(batch_scenes):
             match = torch.tensor([[_matches(q, o, meaning) for q in queries] for o in s.objects], dtype=torch.float,
                                  device=device)
             has = owners[b] >= 0
             target[b, has] = match[owners[b, has]]
+            shape_of[b, has] = torch.tensor([SHAPE_INDEX[o.shape] for o in s.objects], device=device)[owners[b, has]]
             gt = torch.tensor([_cxcywh(box) for box in s.boxes(SIZE)], device=device)
             box_pred.append(boxes[b, has])
             box_true.append(gt[owners[b, has]])
@@ -203,9 +205,7 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         loss = cls_loss + box_loss + obj_loss
         iq_loss = torch.zeros(())
         if image_queries:
-            shape_of = torch.stack([torch.tensor([SHAPE_INDEX[s.objects[j].shape] if j >= 0 else -1
-                                                  for j in owners[b].tolist()]) for b, s in enumerate(batch_scenes)])
-            iq_loss = image_query_loss(model, feats, class_embeds, shape_of.to(device))
+            iq_loss = image_query_loss(model, feats, class_embeds, shape_of)
             loss = loss + image_queries * iq_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
