@@ -25,7 +25,7 @@ from .contrastive import open_clip_tower, train_contrastive
 from .lab import RECIPES, WORLD_RECIPE, Recipe, fit_text_tower
 from .models import IMAGE_SIZE, SEEDS, build_mini
 from .train_owl import LEXICON, train_owl
-from .train_sd import UNET_LEXICON, train_sd
+from .train_sd import TAIL_DROPOUT, UNET_LEXICON, train_sd
 
 # sd: with 6-block text encoders over frozen known rows, 6,000 UNet steps generated at 0.62 (bar 0.70) from scratch;
 # v4 goes on from the shipped UNet (train_sd) for 5,000
@@ -37,7 +37,9 @@ POOL: dict[str, dict] = {"scorer": {"scene_share": 0.5, "largest_only": 1.0}}
 # Candidates measured against the shipped recipe (`vw mini train --variant NAME`): trainer keyword arguments, named.
 VARIANTS: dict[str, dict[str, dict]] = {
     "sd": {"lexicon-unet": {"keep_text": True, **UNET_LEXICON},  # the shipped encoder; the UNet reads its lexicon
-           "lexicon-unet-half": {"keep_text": True, **UNET_LEXICON, "synonym_share": 0.5}},  # half the mentions
+           "lexicon-unet-half": {"keep_text": True, **UNET_LEXICON, "synonym_share": 0.5},  # half the mentions
+           # ... and half the captions without their end-of-text and padding states: the UNet reads the words
+           "word-positions": {"keep_text": True, **UNET_LEXICON, "tail_dropout": TAIL_DROPOUT}},
     "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured, not shipped: docs/results.md)
             "lexicon-towers": {**LEXICON, "lexicon_in_queries": False},  # the queries keep the bare names
             "more-detection": {"warm_from": "shipped", "lr": 3e-4},  # the shipped one's detection stage, continued
