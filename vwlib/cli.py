@@ -402,10 +402,10 @@ def _cmd_probe(args) -> int:
 
     from .data.datasets import require
     from .study.config import StudyConfig
-    from .study.figure_data import imported_layer_neighbours, layer_panels_data
+    from .study.figure_data import imported_layer_neighbours, layer_panels_data, working_word_purity
 
     require(args.dataset)
-    if args.transfer_from == args.task:
+    if args.transfer_from == args.task and not args.working:  # --working reads no mapped words
         raise VWError(f"--transfer-from must name another task than --task {args.task}: the words mapped in for "
                       f"comparison come from a different model")
     if args.concepts < 2:
@@ -413,6 +413,12 @@ def _cmd_probe(args) -> int:
 
     cfg = StudyConfig(profile=args.profile, datasets=(args.dataset,), concepts=args.concepts, out=args.out,
                       device=args.device)
+    if args.working:
+        table = pd.DataFrame(working_word_purity(cfg, args.dataset, args.task, args.delta))
+        print(table.round(3).to_string(index=False))
+        if args.csv:
+            table.to_csv(args.csv, index=False)
+        return 0
     panels = layer_panels_data(cfg, args.dataset, args.task, args.delta, args.transfer_from, args.method)
     table = pd.DataFrame([{k: p[k] for k in ("row", "layer", "purity_concept", "purity_anchor")} for p in panels])
     print(table.round(3).to_string(index=False))
@@ -571,6 +577,9 @@ def _word_commands(sub) -> None:
     s.add_argument("--concepts", type=positive_int, default=10,
                    help="the n x n grid of the first n concepts and anchors")
     s.add_argument("--method", default="tsne", choices=["tsne", "umap"])
+    s.add_argument("--working", action="store_true",
+                   help="in-domain words only: purity over every word and over the words that did their job "
+                        "(accuracy 1), per layer")
     s.add_argument("--csv", type=new_file, help="write the purity table here")
     s.set_defaults(func=_cmd_probe)
 

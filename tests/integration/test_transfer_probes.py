@@ -119,6 +119,27 @@ def test_cli_transfer_fit_and_probe(tmp_path):
     assert table[["purity_concept", "purity_anchor"]].stack().between(0, 1).all()
 
 
+@pytest.mark.slow
+def test_cli_probe_working_words(tmp_path):
+    """`vw probe --working`: the in-domain words' purity over all of them and over those that did their job
+    (accuracy 1), layer by layer; the missing words of the grid are trained first."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    csv = tmp_path / "working.csv"
+    working = subprocess.run([sys.executable, "-m", "vwlib", "probe", "--profile", "tiny", "--concepts", "3",
+                              "--task", "classification", "--working", "--out", str(tmp_path / "runs"), "--csv",
+                              str(csv)], capture_output=True, text=True)
+    assert working.returncode == 0, working.stderr
+    rows = pd.read_csv(csv)
+    assert list(rows.columns) == ["layer", "words", "purity_concept", "purity_anchor", "working",
+                                  "working_purity_concept", "working_purity_anchor"]
+    assert (rows.words == 9).all() and rows.working.between(0, 9).all()
+    assert rows[["purity_concept", "purity_anchor"]].stack().between(0, 1).all()
+
+
 def test_transfer_evaluation_can_be_limited_to_a_studys_trials(tiny_models, tmp_path):
     store = ResultStore(tmp_path / "runs")
     trials = [Trial("tiny", "classification", "mini-objects", c, "star", math.inf, steps=2) for c in ("star", "ring")]

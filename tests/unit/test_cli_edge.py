@@ -58,6 +58,8 @@ CASES = [
      "--transfer-from must name another task"),
     ("probe one concept", ["probe", "--concepts", "1"], None, "--concepts must be >= 2"),
     ("probe delta", ["probe", "--delta", "0"], None, "δ must be > 0"),
+    ("probe working detection", ["probe", "--working", "--task", "detection"], None,
+     "working-word purity needs a 0/1 score per word"),
     ("mini steps", ["mini", "train", "--model", "clip", "--steps", "0"], None, "argument --steps: must be >= 1"),
     ("mini variant without model", ["mini", "train", "--variant", "lexicon"], None, "give --model too"),
     ("mini unknown variant", ["mini", "train", "--model", "sd", "--variant", "lexicon"], None,

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import torch
 
+from ..errors import VWError
 from ..models.probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
 from ..models.text import TextSide
 from ..models.tokenizer import single_token_id
@@ -115,6 +116,29 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
                            "labels": concepts, "purity_concept": knn_purity(x, _codes(concepts)),
                            "purity_anchor": knn_purity(x, _codes(anchors))})
     return panels
+
+
+def working_word_purity(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5) -> list[dict]:
+    """kNN purity by concept and by anchor of `task`'s own (concept, anchor) words of `dataset` at `delta`, at the
+    layers of Fig. 7, over every word and over the words that did their job (in-domain accuracy 1): whether the last
+    layer's weak grouping by concept comes from the words that fail. Generation and classification (accuracy) only.
+    [{"layer", "words", "purity_concept", "purity_anchor", "working", "working_purity_concept",
+    "working_purity_anchor"}]
+
+    Usage: rows = working_word_purity(cfg, "mini-objects", "generation", "inf")"""
+    if task == "detection":
+        raise VWError("working-word purity needs a 0/1 score per word: use --task generation or classification")
+    store, models = ResultStore(cfg.out), {}
+    text = TextSide(model(models, cfg.profile, task, cfg.device))
+    flat = [t for r in grid_trials(cfg, dataset, task, delta) for t in r]
+    acts = _activations(text, flat, _words_in(cfg, flat, task, models, store), task)
+    works = torch.tensor([store.evaluation(t, task)["accuracy"] == 1 for t in flat])
+    concepts, anchors = torch.tensor(_codes([t.concept for t in flat])), torch.tensor(_codes([t.anchor for t in flat]))
+    return [{"layer": k, "words": len(flat), "purity_concept": knn_purity(x, concepts),
+             "purity_anchor": knn_purity(x, anchors), "working": int(works.sum()),
+             "working_purity_concept": knn_purity(x[works], concepts[works]) if works.sum() > 5 else float("nan"),
+             "working_purity_anchor": knn_purity(x[works], anchors[works]) if works.sum() > 5 else float("nan")}
+            for k, x in acts.items()]
 
 
 def imported_layer_neighbours(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5,
