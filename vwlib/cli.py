@@ -11,6 +11,7 @@ Usage:
     vw data check [--profile paper]         # the profile's datasets: present, missing, how to get them
     vw transfer fit|eval --profile mini     # the 6 maps between the task models; transferred words scored
     vw probe --dataset mini-objects --task generation   # layer-wise kNN purity by concept and by anchor
+    vw probe --working --delta inf          # the same over every in-domain word and over those that did their job
     vw mini train --model clip              # rebuild a mini checkpoint from its seed
     vw mini eval --json                     # the mini models' quality bars, on fresh held-out images
     vw mini lab --recipe minilm --pair      # screen a text-tower recipe in minutes; one row in docs/data/tower_lab.csv

@@ -132,12 +132,13 @@ def working_word_purity(cfg: StudyConfig, dataset: str, task: str = "generation"
     text = TextSide(model(models, cfg.profile, task, cfg.device))
     flat = [t for r in grid_trials(cfg, dataset, task, delta) for t in r]
     acts = _activations(text, flat, _words_in(cfg, flat, task, models, store), task)
-    works = torch.tensor([store.evaluation(t, task)["accuracy"] == 1 for t in flat])
+    works = torch.tensor([(store.evaluation(t, task) or {}).get("accuracy") == 1 for t in flat])
+    enough = works.sum() > 5  # the 5 nearest neighbours need more than 5 words
     concepts, anchors = torch.tensor(_codes([t.concept for t in flat])), torch.tensor(_codes([t.anchor for t in flat]))
     return [{"layer": k, "words": len(flat), "purity_concept": knn_purity(x, concepts),
              "purity_anchor": knn_purity(x, anchors), "working": int(works.sum()),
-             "working_purity_concept": knn_purity(x[works], concepts[works]) if works.sum() > 5 else float("nan"),
-             "working_purity_anchor": knn_purity(x[works], anchors[works]) if works.sum() > 5 else float("nan")}
+             "working_purity_concept": knn_purity(x[works], concepts[works]) if enough else float("nan"),
+             "working_purity_anchor": knn_purity(x[works], anchors[works]) if enough else float("nan")}
             for k, x in acts.items()]
 
 
