@@ -83,3 +83,17 @@ def test_the_image_query_variant_goes_on_from_the_shipped_detector_with_its_loss
         assert {c[0] for c in curve} == {"detection"}
         first[variant] = curve[0][-1]
     assert first["image-queries-lexicon"] > first["more-detection"] + 1e-3
+
+
+@pytest.mark.slow
+def test_the_word_positions_variant_trains_the_unet_on_captions_without_their_tail():
+    """`--variant word-positions` (train_sd(tail_dropout=)): the same seeded run, the UNet's first loss changes once
+    the captions lose their end-of-text and padding states, and the run goes through."""
+    from vwlib.mini.train_sd import train_sd
+
+    small = dict(steps=2, vae_steps=1, text_steps=1, pool_size=64, batch=4, log_every=1)
+    _, plain = train_sd(**small)
+    _, dropped = train_sd(**small, tail_dropout=1.0)
+    first = [next(c[-1] for c in curve if c[0] == "unet") for curve in (plain, dropped)]
+    assert first[0] != first[1]
+    assert [c[0] for c in dropped].count("unet") == 2
