@@ -68,7 +68,6 @@ def test_mini_clip_v4_trains_its_text_tower_against_the_shipped_image_tower_cent
     assert raw.mean(0).norm() < 0.1 * raw.norm(dim=1).mean()  # centred (on other images than it was centred on)
 
 
-
 @pytest.mark.slow  # 10-30 s: two short trainings from the shipped detector (make test-all)
 def test_the_image_query_variant_goes_on_from_the_shipped_detector_with_its_loss_added():
     """mini-owl v5's recipe (`--variant image-queries-lexicon`): no contrastive stage, and at its first step (the same

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..data.world import SHAPES
 from ..engine import nearest_word_distance
 from ..models.text import TextSide
-from ..models.tokenizer import EOS_ID, single_token_id
+from ..models.tokenizer import first_eos, single_token_id
 from ..tasks import PROMPTS
 
 DELTA = 0.5  # the ball whose reach is measured
@@ -38,7 +38,7 @@ TARGET = 1.5  # the mini world v3 target on reach_over_gap (#21): a word inside 
 def pooled_feature(text: TextSide, anchor_id: int, prompt: str):
     """f: v [D] -> the unit pooled feature [E] of `prompt` with v in place of the anchor's row."""
     ids = text.ids([prompt])
-    eos = int((ids[0] == EOS_ID).int().argmax())
+    eos = int(first_eos(ids[0]))
     anchor = torch.tensor([anchor_id], device=ids.device)
 
     def f(v: torch.Tensor) -> torch.Tensor:

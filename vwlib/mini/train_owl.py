@@ -187,13 +187,15 @@ def train_owl(steps: int, batch: int = 32, lr: float = 1e-3, pool_size: int = 12
         target = torch.zeros_like(logits)
         box_pred, box_true = [], []
         owners = torch.stack([assign_patches(s.boxes(SIZE), grid) for s in batch_scenes]).to(device)
-        shape_of = torch.full_like(owners, -1)  # [B, P] the shape index of each patch's object (-1: background)
+        shape_of = torch.full_like(owners, -1) if image_queries else None  # [B, P] each patch's shape (-1: none)
         for b, s in enumerate(batch_scenes):
             match = torch.tensor([[_matches(q, o, meaning) for q in queries] for o in s.objects], dtype=torch.float,
                                  device=device)
             has = owners[b] >= 0
             target[b, has] = match[owners[b, has]]
-            shape_of[b, has] = torch.tensor([SHAPE_INDEX[o.shape] for o in s.objects], device=device)[owners[b, has]]
+            if image_queries:
+                shapes = torch.tensor([SHAPE_INDEX[o.shape] for o in s.objects], device=device)
+                shape_of[b, has] = shapes[owners[b, has]]
             gt = torch.tensor([_cxcywh(box) for box in s.boxes(SIZE)], device=device)
             box_pred.append(boxes[b, has])
             box_true.append(gt[owners[b, has]])

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..models.loaders import Loaded
-from ..models.tokenizer import EOS_ID, VOCAB_SIZE, clip_tokenizer
+from ..models.tokenizer import VOCAB_SIZE, clip_tokenizer, first_eos
 from .common import Resume, param_groups, tokenize, warmup_cosine
 from .contrastive import Tower
 from .data import caption_pool
@@ -219,7 +219,7 @@ def drop_tail(cond: torch.Tensor, ids: torch.Tensor, empty_cond: torch.Tensor, r
     own states.
 
     Usage: cond = drop_tail(text_encoder(ids)[0], ids, text_encoder(empty_ids)[0], torch.rand(B) < 0.5)"""
-    eos = (ids == EOS_ID).int().argmax(1)  # [B] the first end-of-text position
+    eos = first_eos(ids)  # [B]
     tail = torch.arange(ids.shape[1], device=ids.device)[None] >= eos[:, None]  # [B, L]
     return torch.where((tail & rows[:, None])[..., None], empty_cond, cond)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .hooks import capture_block_outputs
-from .tokenizer import EOS_ID
+from .tokenizer import first_eos
 
 
 def evenly_spaced_layers(num_layers: int, n: int = 4) -> list[int]:
@@ -33,7 +33,7 @@ def pooled_activations(text, ids: torch.Tensor, anchor_ids=None, vectors=None, l
     """{layer: [B, D]} the end-of-text token's state after block `layer` and the final layer norm (float32, on the
     CPU: probes compare and project them there, whatever device the model runs on)."""
     layers = layers or list(range(1, text.num_layers + 1))
-    eos = (ids == EOS_ID).int().argmax(1)  # first end-of-text position: own the pooling, do not trust argmax(ids)
+    eos = first_eos(ids)  # own the pooling position, do not trust argmax(ids)
     with capture_block_outputs(text.block_owner, text.block_attr) as outputs:
         text.encode(ids, anchor_ids, vectors)
     norm = text.final_norm

@@ -24,6 +24,12 @@ BOS_ID = 49406  # <|startoftext|>
 EOS_ID = 49407  # <|endoftext|>
 
 
+def first_eos(ids):
+    """[...] the position of the first end-of-text token along the last axis of `ids` [..., L] (a tensor). The one
+    rule for it: the pooling reads that position, and padding after it may repeat the id or be anything else."""
+    return (ids == EOS_ID).int().argmax(-1)
+
+
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte -> printable-unicode table, which the CLIP vocabulary is written in."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
