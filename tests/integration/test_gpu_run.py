@@ -5,9 +5,12 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # 25 s of seven tiny benchmark runs: make test-all, so that make test stays under 5 min
 def test_gpu_run_dry_mode_writes_one_named_json_per_task_and_lever(tmp_path):
     out = tmp_path / "results"
     subprocess.run(["bash", str(ROOT / "bench" / "gpu_run.sh"), "--dry", str(out)], check=True, cwd=ROOT,
