@@ -553,7 +553,8 @@ def _word_commands(sub) -> None:
                    help="anchor words, or one of: own (default: each concept's own anchor), grid (the anchors of the "
                         "chosen concepts: an n x n grid), dataset (every anchor of the dataset)")
     s.add_argument("--deltas", nargs="+", type=delta, default=["inf"], help="δ values > 0; inf = unconstrained")
-    s.add_argument("--seeds", nargs="+", type=seed, default=[0])
+    s.add_argument("--seeds", nargs="+", type=seed, default=[0],
+                   help="each seed draws its own training and held-out images of the dataset (0: the default split)")
     s.add_argument("--steps", type=positive_int, help="optimizer steps (default: the profile's)")
     s.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the profile's)")
     s.set_defaults(func=_cmd_train)

@@ -44,10 +44,15 @@ def load_models(profile: str, device: str = "cpu", roles=ROLES) -> dict:
 
 
 def build_task(profile: str, task_name: str, dataset: str, models: dict, task_kwargs: dict | None = None,
-               device: str = "cpu", scorer: bool = True):
+               device: str = "cpu", scorer: bool = True, seed: int = 0):
     """The one place a study builds a task: the profile's options for it (with `task_kwargs` overrides), its dataset,
     and, for generation, the profile's scorer (`scorer=False`: a generator that only draws, and loads no scorer).
     Models missing from `models` ({role: Loaded}) are loaded into it.
+
+    `seed` is the trials' seed, and it draws the dataset's images: a mini dataset generates its 8 training and its
+    held-out images per concept from it, a paper dataset draws them from its local copy without replacement (seed
+    0: the study's default split). So the seeds of a trial differ in what the word is trained and scored on, as the
+    paper's repeats do. A folder of your own keeps its one split (its rule in vwlib.data.datasets) at every seed.
 
     A task is built once per loaded model, dataset and options, and kept on the model (`Loaded.meta["tasks"]`):
     building computes the frozen image side (features, OWL proposals, VAE latents), the costly part, and every
@@ -62,11 +67,11 @@ def build_task(profile: str, task_name: str, dataset: str, models: dict, task_kw
     if is_folder_dataset(dataset):
         return make_task(task_name, loaded, load_dataset(dataset), **kwargs)
     # options by value; a model (the scorer) or any other object by identity
-    key = (task_name, dataset, tuple(sorted((k, v if isinstance(v, (bool, int, float, str, type(None))) else id(v))
-                                            for k, v in kwargs.items())))
+    key = (task_name, dataset, seed, tuple(sorted((k, v if isinstance(v, (bool, int, float, str, type(None))) else
+                                                   id(v)) for k, v in kwargs.items())))
     built = loaded.meta.setdefault("tasks", {})
     if key not in built:
-        built[key] = make_task(task_name, loaded, load_dataset(dataset), **kwargs)
+        built[key] = make_task(task_name, loaded, load_dataset(dataset, seed=seed), **kwargs)
     return built[key]
 
 
@@ -111,13 +116,13 @@ CURVE_POINTS = 40  # points of each trial's stored training curve (loss and dist
 
 
 def group_trials(trials: list[Trial], max_size: int | dict[str, int] = 0) -> list[tuple[tuple, list[Trial]]]:
-    """Trials that can share one batched forward pass: same (profile, task, dataset, steps, lr, space), at most
-    `max_size` per group (0: no limit; a mapping: per task), in first-seen order. Returns [((profile, task, dataset,
-    steps, lr, space), [Trial])]."""
+    """Trials that can share one batched forward pass: same (profile, task, dataset, seed, steps, lr, space) (the
+    seed draws the dataset's images: `build_task`), at most `max_size` per group (0: no limit; a mapping: per task),
+    in first-seen order. Returns [((profile, task, dataset, seed, steps, lr, space), [Trial])]."""
     groups: dict[tuple, list[Trial]] = defaultdict(list)
     for t in trials:
         steps, lr = DEFAULTS[t.profile][t.task]
-        groups[(t.profile, t.task, t.dataset, t.steps or steps, t.lr or lr, t.space)].append(t)
+        groups[(t.profile, t.task, t.dataset, t.seed, t.steps or steps, t.lr or lr, t.space)].append(t)
     out = []
     for key, group in groups.items():
         size = (max_size.get(key[1], 0) if isinstance(max_size, dict) else max_size) or len(group)
@@ -153,8 +158,8 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
     for loaded in models.values():
         if "accelerated" not in loaded.meta and (compile or str(device).startswith("cuda")):
             accelerate(loaded, compile=compile)
-    for (profile, task_name, dataset, steps, lr, space), group in group_trials(todo, max_size):
-        task = build_task(profile, task_name, dataset, models, task_kwargs, device)
+    for (profile, task_name, dataset, seed, steps, lr, space), group in group_trials(todo, max_size):
+        task = build_task(profile, task_name, dataset, models, task_kwargs, device, seed=seed)
         batch = make_batch(task, group)
         log_every = max(1, steps // CURVE_POINTS)
         if space == "output":  # ConES: the parameter stands in for the text encoder's output
@@ -178,8 +183,8 @@ def run_trials(trials: list[Trial], store, device: str = "cpu", progress: bool =
                 store.write(trial, None, {**meta, "status": "failed", "reason": info["failed"][row]}, {}, curve)
             else:
                 store.write(trial, words[row:row + 1], {**meta, "status": "ok"}, {task_name: metrics[row]}, curve)
-    for (profile, task_name, dataset, _, _, space), group in group_trials(stale, max_size):
-        task = build_task(profile, task_name, dataset, models, task_kwargs, device)
+    for (profile, task_name, dataset, seed, _, _, space), group in group_trials(stale, max_size):
+        task = build_task(profile, task_name, dataset, models, task_kwargs, device, seed=seed)
         scored_by = evaluator_fingerprint(profile, task_name)
         for trial, m in zip(group, score(task, store.load_words(group), make_batch(task, group), space, scored_by)):
             store.add_evaluation(trial, task_name, m)
@@ -205,11 +210,12 @@ def evaluate_transfers(store, maps: dict[tuple[str, str], TransferMap], models: 
         for (src, dst) in maps:
             current = (store.evaluation(trial, dst) or {}).get("target_fingerprint")
             if src == trial.task and current != evaluator_fingerprint(trial.profile, dst):
-                groups[(trial.dataset, src, dst)].append(trial)
+                groups[(trial.dataset, trial.seed, src, dst)].append(trial)
     written = 0
-    for (dataset, src, dst), group in groups.items():
+    for (dataset, seed, src, dst), group in groups.items():
         tmap = maps[(src, dst)]
-        task = build_task(group[0].profile, dst, dataset, models, task_kwargs, str(models[dst].adapter.device))
+        task = build_task(group[0].profile, dst, dataset, models, task_kwargs, str(models[dst].adapter.device),
+                          seed=seed)
         batch = make_batch(task, group)
         mapped = tmap(store.load_words(group).to(task.text.embedding.weight.device))
         if space == "output":

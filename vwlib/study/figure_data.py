@@ -58,7 +58,7 @@ def anchor_grid(cfg: StudyConfig, dataset: str, task: str = "generation", delta=
     grid = grid_trials(cfg, dataset, task, delta)
     flat = [t for row in grid for t in row]
     words = _words_in(cfg, flat, task, models, store)
-    t = build_task(cfg.profile, task, dataset, models, cfg.task_kwargs, cfg.device, scorer=False)
+    t = build_task(cfg.profile, task, dataset, models, cfg.task_kwargs, cfg.device, scorer=False, seed=flat[0].seed)
     batch = make_batch(t, flat)
     n_a = len(grid[0])
     concepts, anchors = [row[0].concept for row in grid], [t.anchor for t in grid[0]]
@@ -82,7 +82,8 @@ def truncation_row(cfg: StudyConfig, dataset: str, concept: str, anchor: str, de
     trial = Trial(cfg.profile, source_task, dataset, concept, anchor, parse_delta(delta), cfg.seeds[0], cfg.steps,
                   cfg.lr)
     words = _words_in(cfg, [trial], "generation", models, store)
-    task = build_task(cfg.profile, "generation", dataset, models, cfg.task_kwargs, cfg.device, scorer=False)
+    task = build_task(cfg.profile, "generation", dataset, models, cfg.task_kwargs, cfg.device, scorer=False,
+                      seed=trial.seed)
     batch = make_batch(task, [trial])
     layers = list(range(1, task.text.num_layers + 1))
     images = [task.generate(words, batch, seed=seed, layers=k)[0][0] for k in layers]

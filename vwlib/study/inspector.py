@@ -45,7 +45,7 @@ class WordInspector:
         self.store = ResultStore(cfg.out)
         self.models = models if models is not None else load_models(cfg.profile, self.device)
         self.tasks = functools.partial(build_task, cfg.profile, models=self.models, task_kwargs=cfg.task_kwargs,
-                                       device=self.device)  # (task, dataset) -> the model's one task
+                                       device=self.device)  # (task, dataset, seed=) -> the model's one task
         self._maps = None
 
     def trial(self, dataset: str, concept: str, anchor: str, delta, trained_for: str, seed: int = 0) -> Trial:
@@ -71,14 +71,14 @@ class WordInspector:
     def generations(self, trial: Trial, n: int = 3, into: str = "generation"):
         """n generator images (seeds 0..n-1; seed 0 is the one the generation score judged) from the trial's word,
         mapped into the generator when it was trained for another task, with the scorer's vote on each."""
-        task = self.tasks(into, trial.dataset)
+        task = self.tasks(into, trial.dataset, seed=trial.seed)
         vec, batch = self.vector_in(trial, into), make_batch(task, [trial])
         images = [task.generate(vec, batch, seed=s)[0][0] for s in range(n)]
         return images, [task.ds.concepts[v] for v in image_votes(task.scorer, images, task.name_features()).tolist()]
 
     def detections(self, trial: Trial, n: int = 3):
         """The detector's best box (xyxy) and its score on the first n held-out images of the trial's concept."""
-        task = self.tasks("detection", trial.dataset)
+        task = self.tasks("detection", trial.dataset, seed=trial.seed)
         c = task.ds.concept_index(trial.concept)
         examples = [e for e in task.ds.val if e.label == c][:n]
         side = owl_image_side(task.loaded, [e.image for e in examples])
@@ -90,7 +90,7 @@ class WordInspector:
     def votes(self, trial: Trial, n: int = 3):
         """The classifier's vote on the first n held-out images of the trial's concept, with the word in place of the
         concept's name among the dataset's class texts (as its accuracy is scored)."""
-        task = self.tasks("classification", trial.dataset)
+        task = self.tasks("classification", trial.dataset, seed=trial.seed)
         c = task.ds.concept_index(trial.concept)
         examples = [e for e in task.ds.val if e.label == c][:n]
         names = task.name_features()
@@ -161,7 +161,7 @@ def transfer_gallery(cfg: StudyConfig, per_dataset: int = 2, delta="inf", seed: 
     rows = ["real image (held out)"] + [f"trained for {s}" if s == "generation" else f"{s} → generation" for s in sources]
     images, captions = [[] for _ in rows], [[] for _ in rows]
     for col in columns:
-        ds = load_dataset(col[0])
+        ds = load_dataset(col[0], seed=seed)  # the seed's own held-out images
         real = next(e for e in ds.val if e.label == ds.concept_index(col[1]))
         images[0].append(real.image)
         captions[0].append("")
