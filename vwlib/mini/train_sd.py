@@ -48,6 +48,13 @@ UNET_LEXICON = {k: getattr(RECIPES[WORLD_RECIPE], k) for k in ("synonyms_per_sha
 # position. `tail_dropout` (#32, a candidate): that share of the UNet's captions have every state from the end-of-text
 # token on replaced by the empty caption's, so that the UNet learns to read the words themselves.
 TAIL_DROPOUT = 0.5
+# The textual-inversion optimum of a concept's scenes (mini-scenes: 2-4 objects, the concept the largest) is a word
+# for *those* scenes when the UNet learned scenes from captions that list every object: such words reach a lower loss
+# than the name and generate their concept at 0.30 (docs/results.md). A candidate (#32, the detector's `image_queries`
+# lever in the generator's form): half the UNet's images are scenes, each captioned by its largest object alone, as
+# the scene datasets label them and as mini-scorer learned them, so that the loss optimum of a concept's scenes is a
+# prompt for scenes whose largest object is the concept.
+SCENES_BY_LARGEST = {"single_share": 0.5, "largest_only": 1.0}
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
 
@@ -131,7 +138,8 @@ def train_vae(vae, images: torch.Tensor, steps: int, batch: int = 32, lr: float 
 def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-3, pool_size: int = 30000,
              log_every: int = 50, single_share: float = 0.85, text_steps: int = TEXT_STEPS, device: str = "cpu",
              resume_dir: Path | None = None, warm_from: Loaded | None = None, keep_text: bool = False,
-             synonyms_per_shape: int = 0, synonym_share: float = 0.0, tail_dropout: float = 0.0):
+             synonyms_per_shape: int = 0, synonym_share: float = 0.0, tail_dropout: float = 0.0,
+             largest_only: float = 0.3):
     """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower,
     centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
     it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
@@ -141,7 +149,9 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     `synonyms_per_shape`, `synonym_share`: the UNet's captions use the lexicon its text encoder was trained on
     (seed TEXT_SEED; UNET_LEXICON), so that the words the encoder lets a small move reach are words the UNet draws.
     `tail_dropout`: the share of captions whose conditioning from the end-of-text token on is the empty caption's
-    (`drop_tail`; TAIL_DROPOUT). Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
+    (`drop_tail`; TAIL_DROPOUT). `single_share`: the share of single-object images in the UNet's pool (the rest are
+    2-4-object scenes); `largest_only`: the share of those scenes captioned by their largest object alone, as the
+    scene datasets label them (SCENES_BY_LARGEST). Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
     if keep_text and warm_from is None:
         raise ValueError("train_sd(keep_text=True) keeps warm_from's text encoder: pass warm_from=<a mini-sd>")
     loaded = build_sd()
@@ -157,7 +167,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
                                     desc="mini-sd text tower", log_every=log_every)
     pipe.text_encoder.eval().requires_grad_(False)  # frozen from here on, as SD 2.1's
     pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share,
-                        synonyms_per_shape=synonyms_per_shape, synonym_share=synonym_share, synonym_seed=TEXT_SEED)
+                        largest_only=largest_only, synonyms_per_shape=synonyms_per_shape, synonym_share=synonym_share, synonym_seed=TEXT_SEED)
     if warm_from is None:
         vae_curve = train_vae(pipe.vae, pool.images, vae_steps, device=device)
     else:
