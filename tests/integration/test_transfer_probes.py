@@ -134,10 +134,23 @@ def test_cli_probe_working_words(tmp_path):
                               str(csv)], capture_output=True, text=True)
     assert working.returncode == 0, working.stderr
     rows = pd.read_csv(csv)
-    assert list(rows.columns) == ["layer", "words", "purity_concept", "purity_anchor", "working",
-                                  "working_purity_concept", "working_purity_anchor"]
+    assert list(rows.columns) == ["layer", "words", "purity_concept", "purity_anchor", "near_name", "working",
+                                  "working_purity_concept", "working_purity_anchor", "working_near_name"]
     assert (rows.words == 9).all() and rows.working.between(0, 9).all()
     assert rows[["purity_concept", "purity_anchor"]].stack().between(0, 1).all()
+
+
+@pytest.mark.slow  # 6 s: loads the tiny models and trains 9 words
+def test_near_name_finds_words_that_never_left_their_anchor_on_their_anchors_name(tmp_path):
+    """`near_name`: with a step too small to move them, the 3 x 3 grid's words are their anchors' rows, so only the
+    3 words on their concept's own anchor sit on their concept's name, at every layer."""
+    from vwlib.study.config import StudyConfig
+    from vwlib.study.figure_data import working_word_purity
+
+    cfg = StudyConfig(profile="tiny", datasets=("mini-objects",), tasks=("classification",), concepts=3,
+                      deltas=("inf",), out=str(tmp_path / "runs"), steps=1, lr=1e-12, device="cpu")
+    rows = working_word_purity(cfg, "mini-objects", "classification", "inf")
+    assert [r["near_name"] for r in rows] == [pytest.approx(3 / 9)] * len(rows)
 
 
 def test_transfer_evaluation_can_be_limited_to_a_studys_trials(tiny_models, tmp_path):

@@ -10,10 +10,12 @@ Usage:
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import torch
 
+from ..data.datasets import own_anchor
 from ..errors import VWError
 from ..models.probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
 from ..models.text import TextSide
@@ -122,9 +124,12 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
 def working_word_purity(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5) -> list[dict]:
     """kNN purity by concept and by anchor of `task`'s own (concept, anchor) words of `dataset` at `delta`, at the
     layers of Fig. 7, over every word and over the words that did their job (in-domain accuracy 1): whether the last
-    layer's weak grouping by concept comes from the words that fail. Generation and classification (accuracy) only.
-    [{"layer", "words", "purity_concept", "purity_anchor", "working", "working_purity_concept",
-    "working_purity_anchor"}]
+    layer's weak grouping by concept comes from the words that fail. And whether a word's state is nearest to its
+    concept's *name* there ("near_name": among the grid's concepts, each own anchor word in the same prompt): a
+    word that does its job from a state unlike its name's acts off the names' manifold, and no layer need group it
+    with its concept. Generation and classification (accuracy) only.
+    [{"layer", "words", "purity_concept", "purity_anchor", "near_name", "working", "working_purity_concept",
+    "working_purity_anchor", "working_near_name"}]
 
     Usage: rows = working_word_purity(cfg, "mini-objects", "generation", "inf")"""
     if task == "detection":
@@ -133,14 +138,24 @@ def working_word_purity(cfg: StudyConfig, dataset: str, task: str = "generation"
     text = TextSide(model(models, cfg.profile, task, cfg.device))
     flat = [t for r in grid_trials(cfg, dataset, task, delta) for t in r]
     acts = _activations(text, flat, _words_in(cfg, flat, task, models, store), task)
+    names = sorted({t.concept for t in flat}, key=[t.concept for t in flat].index)  # the grid's concepts, in order
+    own = [Trial(cfg.profile, task, dataset, c, own_anchor(dataset, c), math.inf) for c in names]  # prompts only
+    name_rows = text.embedding.weight.detach()[[single_token_id(text.loaded.tokenizer, t.anchor) for t in own]]
+    name_acts = _activations(text, own, name_rows.float(), task)  # {layer: [C, D]}
     works = torch.tensor([(store.evaluation(t, task) or {}).get("accuracy") == 1 for t in flat])
     enough = works.sum() > 5  # the 5 nearest neighbours need more than 5 words
     concepts, anchors = torch.tensor(_codes([t.concept for t in flat])), torch.tensor(_codes([t.anchor for t in flat]))
-    return [{"layer": k, "words": len(flat), "purity_concept": knn_purity(x, concepts),
-             "purity_anchor": knn_purity(x, anchors), "working": int(works.sum()),
-             "working_purity_concept": knn_purity(x[works], concepts[works]) if enough else float("nan"),
-             "working_purity_anchor": knn_purity(x[works], anchors[works]) if enough else float("nan")}
-            for k, x in acts.items()]
+    own_name = torch.tensor([names.index(t.concept) for t in flat])
+    rows = []
+    for k, x in acts.items():
+        near = torch.cdist(x, name_acts[k]).argmin(1) == own_name  # [N] nearest name is the word's concept's
+        rows.append({"layer": k, "words": len(flat), "purity_concept": knn_purity(x, concepts),
+                     "purity_anchor": knn_purity(x, anchors), "near_name": float(near.float().mean()),
+                     "working": int(works.sum()),
+                     "working_purity_concept": knn_purity(x[works], concepts[works]) if enough else float("nan"),
+                     "working_purity_anchor": knn_purity(x[works], anchors[works]) if enough else float("nan"),
+                     "working_near_name": float(near[works].float().mean()) if works.any() else float("nan")})
+    return rows
 
 
 def imported_layer_neighbours(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5,
