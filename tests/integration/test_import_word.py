@@ -87,6 +87,7 @@ def test_bad_files_are_refused_with_the_fix(tmp_path, tiny_models):
     assert not store.root.exists() or not store.trial_dirs()  # nothing written
 
 
+@pytest.mark.slow  # 15 s: a 3 x 3 grid trained and probed
 def test_vw_probe_places_an_imported_word_among_the_grid_words_layer_by_layer(tmp_path, tiny_models):
     from vwlib import StudyConfig
     from vwlib.study.figure_data import imported_layer_neighbours

@@ -24,7 +24,8 @@ COLUMNS = ["zero_shot", "reach_over_gap", "d_nn_over_norm", "text_d0", "text_d0.
            "known_word_cone", "image_cone", "gap", "transfer_d0.5", "transfer_d0", "map_r2", "screen_pass"]
 
 
-@pytest.mark.parametrize("name, pair", [("locked-baseline", False), ("minilm-finetuned", True)])
+@pytest.mark.parametrize("name, pair", [("locked-baseline", False),
+                                        pytest.param("minilm-finetuned", True, marks=pytest.mark.slow)])  # 23 s
 def test_a_lab_run_measures_every_column_and_appends_one_row(name, pair, tmp_path):
     # the pair's second tower on another model's image tower (mini-scorer's, 32 px: images resized for it)
     row = run_lab(recipe_named(name, **SMALL), SCREEN, pair=pair, progress=lambda _: None, pair_image="scorer")
