@@ -1,5 +1,5 @@
-"""mini-sd's `scenes-by-largest` candidate (#32): half the UNet's images are scenes, each captioned by its largest object
-alone, as the scene datasets label them."""
+"""mini-sd's `scenes-by-largest` candidate (#32): half the UNet's images are scenes, each captioned by its largest
+object alone, as the scene datasets label them."""
 
 import pytest
 

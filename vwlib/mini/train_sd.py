@@ -167,7 +167,8 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
                                     desc="mini-sd text tower", log_every=log_every)
     pipe.text_encoder.eval().requires_grad_(False)  # frozen from here on, as SD 2.1's
     pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share,
-                        largest_only=largest_only, synonyms_per_shape=synonyms_per_shape, synonym_share=synonym_share, synonym_seed=TEXT_SEED)
+                        largest_only=largest_only, synonyms_per_shape=synonyms_per_shape,
+                        synonym_share=synonym_share, synonym_seed=TEXT_SEED)
     if warm_from is None:
         vae_curve = train_vae(pipe.vae, pool.images, vae_steps, device=device)
     else:

@@ -138,7 +138,7 @@ def working_word_purity(cfg: StudyConfig, dataset: str, task: str = "generation"
     text = TextSide(model(models, cfg.profile, task, cfg.device))
     flat = [t for r in grid_trials(cfg, dataset, task, delta) for t in r]
     acts = _activations(text, flat, _words_in(cfg, flat, task, models, store), task)
-    names = sorted({t.concept for t in flat}, key=[t.concept for t in flat].index)  # the grid's concepts, in order
+    names = list(dict.fromkeys(t.concept for t in flat))  # the grid's concepts, in order
     own = [Trial(cfg.profile, task, dataset, c, own_anchor(dataset, c), math.inf) for c in names]  # prompts only
     name_rows = text.embedding.weight.detach()[[single_token_id(text.loaded.tokenizer, t.anchor) for t in own]]
     name_acts = _activations(text, own, name_rows.float(), task)  # {layer: [C, D]}
