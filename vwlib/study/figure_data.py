@@ -92,9 +92,10 @@ def truncation_row(cfg: StudyConfig, dataset: str, concept: str, anchor: str, de
     return images, layers
 
 
-def _activations(text: TextSide, trials: list[Trial], words: torch.Tensor, task: str) -> dict[int, torch.Tensor]:
-    """{layer: [N, D]} end-of-text states of `words` [N, D] (each in its trial's anchor's place in `task`'s prompt)
-    at evenly spaced layers of `text`."""
+def _activations(text: TextSide, trials: list[Trial], words: torch.Tensor | None, task: str
+                 ) -> dict[int, torch.Tensor]:
+    """{layer: [N, D]} end-of-text states of `words` [N, D] (each in its trial's anchor's place in `task`'s prompt;
+    None: the anchor words themselves) at evenly spaced layers of `text`."""
     anchor_ids = torch.tensor([single_token_id(text.loaded.tokenizer, t.anchor) for t in trials])
     ids = text.ids([PROMPTS[task].format(t.anchor) for t in trials])
     return pooled_activations(text, ids, anchor_ids, words, evenly_spaced_layers(text.num_layers))
@@ -140,8 +141,7 @@ def working_word_purity(cfg: StudyConfig, dataset: str, task: str = "generation"
     acts = _activations(text, flat, _words_in(cfg, flat, task, models, store), task)
     names = list(dict.fromkeys(t.concept for t in flat))  # the grid's concepts, in order
     own = [Trial(cfg.profile, task, dataset, c, own_anchor(dataset, c), math.inf) for c in names]  # prompts only
-    name_rows = text.embedding.weight.detach()[[single_token_id(text.loaded.tokenizer, t.anchor) for t in own]]
-    name_acts = _activations(text, own, name_rows.float(), task)  # {layer: [C, D]}
+    name_acts = _activations(text, own, None, task)  # {layer: [C, D]} the names' own prompts
     works = torch.tensor([(store.evaluation(t, task) or {}).get("accuracy") == 1 for t in flat])
     enough = works.sum() > 5  # the 5 nearest neighbours need more than 5 words
     concepts, anchors = torch.tensor(_codes([t.concept for t in flat])), torch.tensor(_codes([t.anchor for t in flat]))
