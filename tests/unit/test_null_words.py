@@ -1,0 +1,44 @@
+"""mini-sd's `null-words` candidate (#32): a share of the UNet's captions name a known word the mini world gives no
+meaning, so that the UNet learns to draw nothing in particular from the rest of its encoder's lexicon."""
+
+import torch
+
+from vwlib.data.world import SHAPES
+from vwlib.mini.data import PREFIXES
+from vwlib.mini.train import variant_kwargs
+from vwlib.mini.train_sd import NULL_WORDS, TEXT_SEED, UNET_LEXICON, null_word_captions
+from vwlib.mini.vocab import known_words, shape_synonyms, world_words
+
+
+def _word(caption: str) -> str:
+    prefix = max((p for p in PREFIXES if caption.startswith(p)), key=len)
+    return caption[len(prefix):]
+
+
+def test_null_captions_name_no_world_word_and_no_synonym_of_the_encoder():
+    captions = null_word_captions()
+    words = [_word(c) for c in captions]
+    lexicon = {w for ws in shape_synonyms(UNET_LEXICON["synonyms_per_shape"], TEXT_SEED).values() for w in ws}
+    assert not set(words) & set(world_words()) and not set(words) & lexicon
+    assert not set(words) & set(SHAPES)
+    # every other known word is there, once: the whole rest of the lexicon is taught to mean nothing
+    assert len(words) == len(set(words)) == len(known_words()) - len(set(world_words()) | lexicon)
+    assert {c[:-len(w)] for c, w in zip(captions, words)} == set(PREFIXES)  # the pool's caption forms
+    assert captions == null_word_captions()  # seeded
+
+
+def test_the_variant_keeps_the_encoder_and_names_its_share():
+    kwargs = variant_kwargs("sd", "null-words")
+    assert kwargs["keep_text"] is True and kwargs["null_share"] == NULL_WORDS > 0
+    assert kwargs["synonym_share"] == UNET_LEXICON["synonym_share"]  # the synonyms keep meaning their shape
+
+
+def test_null_captions_tokenize_to_one_word_each():
+    from vwlib.models.tokenizer import clip_tokenizer
+    from vwlib.mini.common import tokenize
+    captions = null_word_captions()[:50]
+    ids = tokenize(clip_tokenizer(), captions, 77, pad_id=0)
+    known = set(known_words().values())
+    for caption, row in zip(captions, ids):
+        assert known_words()[_word(caption)] in row.tolist() and all(int(i) in known or i in (0, 49406, 49407)
+                                                                     for i in row)
