@@ -112,7 +112,10 @@ def modality_gap(task, outputs: torch.Tensor, concepts: list[int]) -> list[float
 def modality_gap_table(profile: str, store, trials: list, models: dict | None = None):
     """The ConES modality-gap table: per (dataset, joint-space task), the mean gap (see `modality_gap`, with its
     95% bootstrap CI over embeddings) of the concepts' name prompts, of the input-space words and of the
-    output-space embeddings among `trials` (finished ones; input- and output-space, trained for that task)."""
+    output-space embeddings among `trials` (finished ones; input- and output-space, trained for that task).
+
+    Each embedding is measured on the held-out images of its trial's seed (the images it was trained beside were
+    drawn with that seed), and the name prompts on those of every seed among the trials; with one seed, one split."""
     import pandas as pd
 
     models = models or {}
@@ -121,20 +124,22 @@ def modality_gap_table(profile: str, store, trials: list, models: dict | None = 
         mine = [t for t in trials if t.task == task_name and store.done(t)]
         for dataset in sorted({t.dataset for t in mine}):
             loaded = models.get(task_name) or load_model(profile, task_name)
-            task = make_task(task_name, loaded, load_dataset(dataset))
-            ds = task.ds
-            template = NAME_PROMPT if task_name == "classification" else PROMPTS[task_name]
-            names = task.text.encode(task.text.ids([template.format(ds.display_name(c)) for c in ds.concepts]))
-            gaps = {"name prompt": modality_gap(task, names, list(range(len(ds.concepts))))}
-            for space in ("input", "output"):
-                group = [t for t in mine if t.dataset == dataset and t.space == space]
-                if not group:
-                    continue
-                batch = make_batch(task, group)
-                words = store.load_words(group).to(task.text.embedding.weight.device)
-                with torch.no_grad():
-                    out = task.text_output(words, batch) if space == "input" else words
-                gaps[f"{space}-space"] = modality_gap(task, out, batch.concepts)
+            gaps = {"name prompt": []}
+            for seed in sorted({t.seed for t in mine if t.dataset == dataset}):
+                task = make_task(task_name, loaded, load_dataset(dataset, seed=seed))
+                ds = task.ds
+                template = NAME_PROMPT if task_name == "classification" else PROMPTS[task_name]
+                names = task.text.encode(task.text.ids([template.format(ds.display_name(c)) for c in ds.concepts]))
+                gaps["name prompt"] += modality_gap(task, names, list(range(len(ds.concepts))))
+                for space in ("input", "output"):
+                    group = [t for t in mine if t.dataset == dataset and t.seed == seed and t.space == space]
+                    if not group:
+                        continue
+                    batch = make_batch(task, group)
+                    words = store.load_words(group).to(task.text.embedding.weight.device)
+                    with torch.no_grad():
+                        out = task.text_output(words, batch) if space == "input" else words
+                    gaps.setdefault(f"{space}-space", []).extend(modality_gap(task, out, batch.concepts))
             for kind, values in gaps.items():
                 mean, lo, hi = bootstrap_ci(values)
                 rows.append({"dataset": dataset, "task": task_name, "embedding": kind, "gap": mean, "ci_low": lo,

@@ -2,6 +2,7 @@
 on different images, so they are different words; seed 0 keeps the study's default split, and trials of different
 seeds never share a batched pass."""
 
+import pytest
 import torch
 
 from vwlib.data.datasets import load_dataset
@@ -37,3 +38,22 @@ def test_two_seeds_of_one_word_are_trained_apart_and_on_their_own_images(tiny_mo
     again = ResultStore(tmp_path / "alone")
     run_trials(trials[1:], again, progress=False, models=dict(tiny_models))
     assert torch.allclose(again.load_words(trials[1:])[0], w1)  # a seed's word does not depend on its company
+
+
+@pytest.mark.slow  # 14 s beside a training: two words trained, six tasks built
+def test_the_modality_gap_reads_each_seeds_own_held_out_images(tiny_models, tmp_path):
+    from vwlib.cones import modality_gap, modality_gap_table
+    from vwlib.tasks import make_batch
+
+    trials = [Trial("tiny", "classification", "mini-objects", "star", "circle", float("inf"), seed=s) for s in (0, 1)]
+    store = ResultStore(tmp_path)
+    run_trials(trials, store, progress=False, models=dict(tiny_models))
+    table = modality_gap_table("tiny", store, trials, dict(tiny_models)).set_index("embedding")
+    assert table.loc["input-space", "n"] == 2 and table.loc["name prompt", "n"] == 2 * 10  # each seed's names
+    expected = []
+    for trial, word in zip(trials, store.load_words(trials)):  # each word against its own seed's images
+        task = build_task("tiny", "classification", "mini-objects", dict(tiny_models), seed=trial.seed)
+        batch = make_batch(task, [trial])
+        with torch.no_grad():
+            expected += modality_gap(task, task.text_output(word[None], batch), batch.concepts)
+    assert table.loc["input-space", "gap"] == pytest.approx(sum(expected) / 2, abs=1e-6)
