@@ -12,6 +12,7 @@ Usage:
     vw transfer fit|eval --profile mini     # the 6 maps between the task models; transferred words scored
     vw probe --dataset mini-objects --task generation   # layer-wise kNN purity by concept and by anchor
     vw probe --working --delta inf          # the same over every in-domain word and over those that did their job
+    vw probe --text-only                    # the encoder's ceiling: words trained only toward their name's state
     vw mini train --model clip              # rebuild a mini checkpoint from its seed
     vw mini eval --json                     # the mini models' quality bars, on fresh held-out images
     vw mini lab --recipe minilm --pair      # screen a text-tower recipe in minutes; one row in docs/data/tower_lab.csv
@@ -403,10 +404,13 @@ def _cmd_probe(args) -> int:
 
     from .data.datasets import require
     from .study.config import StudyConfig
-    from .study.figure_data import imported_layer_neighbours, layer_panels_data, working_word_purity
+    from .study.figure_data import (imported_layer_neighbours, layer_panels_data, text_only_purity,
+                                    working_word_purity)
 
     require(args.dataset)
-    if args.transfer_from == args.task and not args.working:  # --working reads no mapped words
+    if args.working and args.text_only:
+        raise VWError("--working and --text-only are two different probes: choose one")
+    if args.transfer_from == args.task and not (args.working or args.text_only):  # they read no mapped words
         raise VWError(f"--transfer-from must name another task than --task {args.task}: the words mapped in for "
                       f"comparison come from a different model")
     if args.concepts < 2:
@@ -414,8 +418,9 @@ def _cmd_probe(args) -> int:
 
     cfg = StudyConfig(profile=args.profile, datasets=(args.dataset,), concepts=args.concepts, out=args.out,
                       device=args.device)
-    if args.working:
-        table = pd.DataFrame(working_word_purity(cfg, args.dataset, args.task, args.delta))
+    if args.working or args.text_only:
+        probe = working_word_purity if args.working else text_only_purity
+        table = pd.DataFrame(probe(cfg, args.dataset, args.task, args.delta))
         print(table.round(3).to_string(index=False))
         if args.csv:
             table.to_csv(args.csv, index=False)
@@ -582,6 +587,9 @@ def _word_commands(sub) -> None:
     s.add_argument("--working", action="store_true",
                    help="in-domain words only: purity over every word and over the words that did their job "
                         "(accuracy 1), per layer")
+    s.add_argument("--text-only", action="store_true",
+                   help="the encoder's ceiling: the grid's words trained only to bring their last-layer end-of-text "
+                        "state onto their concept's name's (no image, nothing stored), then purity per layer")
     s.add_argument("--csv", type=new_file, help="write the purity table here")
     s.set_defaults(func=_cmd_probe)
 

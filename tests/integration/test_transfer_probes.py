@@ -153,6 +153,24 @@ def test_near_name_finds_words_that_never_left_their_anchor_on_their_anchors_nam
     assert [r["near_name"] for r in rows] == [pytest.approx(3 / 9)] * len(rows)
 
 
+@pytest.mark.slow  # 11 s: two grids of tiny words trained through the generator's encoder
+def test_text_only_words_reach_their_names_state_only_as_far_as_their_ball_lets_them(tmp_path):
+    """`vw probe --text-only`: the grid's words trained only toward their concept's name's last-layer state. Held
+    at their anchors (a ball too small to move in), only the 3 words on their own concept's anchor sit on their
+    name; unconstrained, the words come closer to their names' states than their anchors were."""
+    from vwlib.study.config import StudyConfig
+    from vwlib.study.figure_data import text_only_purity
+
+    cfg = StudyConfig(profile="tiny", datasets=("mini-objects",), tasks=("generation",), concepts=3,
+                      out=str(tmp_path / "runs"), device="cpu")
+    held = text_only_purity(cfg, "mini-objects", "generation", 1e-9)
+    free = text_only_purity(cfg, "mini-objects", "generation", "inf")
+    assert [r["near_name"] for r in held] == [pytest.approx(3 / 9)] * len(held)
+    assert free[-1]["cosine"] > held[-1]["cosine"] + 0.01
+    assert [r["layer"] for r in free] == [r["layer"] for r in held] and all(r["words"] == 9 for r in free)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing stored
+
+
 def test_transfer_evaluation_can_be_limited_to_a_studys_trials(tiny_models, tmp_path):
     store = ResultStore(tmp_path / "runs")
     trials = [Trial("tiny", "classification", "mini-objects", c, "star", math.inf, steps=2) for c in ("star", "ring")]
