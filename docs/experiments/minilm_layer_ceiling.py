@@ -7,6 +7,7 @@ bring the mean-pooled last-layer state of "a photo of a [word]" onto its concept
 5-NN purity by concept and by anchor and whether each word is nearest its own name (vwlib.models.probes).
 
 Usage: python docs/experiments/minilm_layer_ceiling.py --delta 0.5 [--steps 100] [--csv out.csv]
+       python docs/experiments/minilm_layer_ceiling.py --spacing   # the names' spacing in units of d_nn, both tables
 """
 
 from __future__ import annotations
@@ -72,12 +73,41 @@ def ceiling(delta: float, steps: int = 100, lr: float = 5e-3) -> list[dict]:
              "cosine": cosine} for k, x in enumerate(acts, 1)]
 
 
+def name_spacing() -> dict[str, float]:
+    """Mean over ordered pairs of names of ||row(a) - row(c)|| / d_nn(a): how far apart the anchors lie, in units of
+    the ball, in MiniLM's table (these concepts; the mini world's shape names) and in mini-sd's (mini-objects')."""
+    from vwlib.data.datasets import concept_names
+    from vwlib.engine import nearest_word_distance
+    from vwlib.models.profiles import load_model
+    from vwlib.models.text import TextSide
+    from vwlib.models.tokenizer import single_token_id
+
+    def spacing(table, known, ids):
+        return float(torch.tensor([float((table[a] - table[c]).norm()) / nearest_word_distance(table, known, a)
+                                   for a in ids for c in ids if c != a]).mean())
+
+    tok, lm = minilm()
+    table, vocab = lm.embeddings.word_embeddings.weight.detach(), tok.get_vocab()
+    known = torch.tensor(sorted(i for t, i in vocab.items() if re.fullmatch(r"[a-z]{2,}", t)))
+    text = TextSide(load_model("mini", "generation"))
+    _, shapes = concept_names("mini-objects")
+    return {"MiniLM, these concepts": spacing(table, known, [vocab[c] for c in CONCEPTS]),
+            "MiniLM, the shape names": spacing(table, known, [vocab[c] for c in shapes]),
+            "mini-sd, the shape names": spacing(text.embedding.weight.detach().float(), text.known_ids(),
+                                                [single_token_id(text.loaded.tokenizer, c) for c in shapes])}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delta", type=float, default=0.5)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--csv")
+    parser.add_argument("--spacing", action="store_true", help="print the names' spacing in units of d_nn instead")
     args = parser.parse_args()
+    if args.spacing:
+        for name, value in name_spacing().items():
+            print(f"{name}: {value:.2f} d_nn")
+        raise SystemExit(0)
     table = pd.DataFrame(ceiling(args.delta, args.steps))
     print(table.round(3).to_string(index=False))
     if args.csv:
