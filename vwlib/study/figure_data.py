@@ -16,12 +16,11 @@ from dataclasses import replace
 import torch
 
 from ..data.datasets import own_anchor
-from ..engine import masked_adam, nearest_word_distance, project
+from ..engine import text_only_words
 from ..errors import VWError
-from ..models.hooks import capture_block_outputs
 from ..models.probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
 from ..models.text import TextSide
-from ..models.tokenizer import first_eos, single_token_id
+from ..models.tokenizer import single_token_id
 from ..models.vision import best_boxes, owl_image_side, owl_logits
 from ..runner import build_task, model, run_trials, stored_maps
 from ..store import ResultStore
@@ -171,39 +170,31 @@ def text_only_purity(cfg: StudyConfig, dataset: str, task: str = "generation", d
     cosine with their name's state at the last layer, repeated on every row)
 
     Usage: rows = text_only_purity(cfg, "mini-objects", "generation", 0.5)"""
-    models = {}
-    text = TextSide(model(models, cfg.profile, task, cfg.device))
+    text = TextSide(model({}, cfg.profile, task, cfg.device))
     flat = [t for r in grid_trials(cfg, dataset, task, delta) for t in r]
     names = list(dict.fromkeys(t.concept for t in flat))
     own = [Trial(cfg.profile, task, dataset, c, own_anchor(dataset, c), math.inf) for c in names]
-    name_acts = _activations(text, own, None, task)  # {layer: [C, D]}
-    last = max(name_acts)
-    own_name = torch.tensor([names.index(t.concept) for t in flat])
-    target = name_acts[last][own_name].to(text.embedding.weight.device)  # [N, D]
-    anchor_ids = torch.tensor([single_token_id(text.loaded.tokenizer, t.anchor) for t in flat])
-    ids = text.ids([PROMPTS[task].format(t.anchor) for t in flat])
-    eos = first_eos(ids)
-    table = text.embedding.weight.detach()
-    anchors = table[anchor_ids.to(table.device)].float().clone()
-    radii = torch.tensor([float(delta) * nearest_word_distance(table, text.known_ids(), int(a)) for a in anchor_ids],
-                         device=table.device)  # inf * d_nn = inf: unconstrained
+    return layer_ceiling(text, PROMPTS[task], [t.anchor for t in flat], [names.index(t.concept) for t in flat],
+                         [t.anchor for t in own], parse_delta(delta), *DEFAULTS[cfg.profile][task])
 
-    def losses(words):  # [N]: minus the cosine of each word's last-layer end-of-text state with its name's
-        with capture_block_outputs(text.block_owner, text.block_attr) as outputs:
-            text.encode(ids, anchor_ids, words)
-        h = outputs[last - 1]
-        h = h if h.shape[0] == len(ids) else h.transpose(0, 1)  # older open_clip runs blocks sequence-first
-        state = text.final_norm(h[torch.arange(len(ids)), eos]).float()
-        return -torch.nn.functional.cosine_similarity(state, target.float(), dim=-1)
 
-    steps, lr = DEFAULTS[cfg.profile][task]
-    for module in text.loaded.adapter.frozen_modules():
-        module.requires_grad_(False)
-    words, info = masked_adam(anchors, losses, steps, lr, after_step=lambda w: project(w, anchors, radii))
-    acts = _activations(text, flat, words, task)
-    concepts, anchor_codes = _codes([t.concept for t in flat]), _codes([t.anchor for t in flat])
-    cosine = -float(torch.tensor(info["final_loss"]).mean())
-    return [{"layer": k, "words": len(flat), "purity_concept": knn_purity(x, concepts),
+def layer_ceiling(text: TextSide, prompt: str, anchors: list[str], concepts: list[int], names: list[str],
+                  delta: float, steps: int, lr: float) -> list[dict]:
+    """`text_only_purity` for any text encoder (the tower lab's too): word t starts at `anchors[t]` and is trained
+    (engine.text_only_words) toward the last-layer end-of-text state of its concept's name prompt
+    (`names[concepts[t]]` in `prompt`); then per layer 5-NN purity by concept and by anchor, and the share nearest
+    their own name. [{"layer", "words", "purity_concept", "purity_anchor", "near_name", "cosine"}]
+
+    Usage: rows = layer_ceiling(text, "a photo of {}", ["heart", ...], [0, ...], ["star", ...], 0.5, 100, 5e-3)"""
+    layers = evenly_spaced_layers(text.num_layers)
+    name_acts = pooled_activations(text, text.ids([prompt.format(n) for n in names]), layers=layers)
+    anchor_ids = torch.tensor([single_token_id(text.loaded.tokenizer, a) for a in anchors])
+    ids = text.ids([prompt.format(a) for a in anchors])
+    own_name = torch.tensor(concepts)
+    words, cosine = text_only_words(text, ids, anchor_ids, name_acts[text.num_layers][own_name], delta, steps, lr)
+    acts = pooled_activations(text, ids, anchor_ids, words, layers)
+    anchor_codes = _codes(anchors)
+    return [{"layer": k, "words": len(anchors), "purity_concept": knn_purity(x, concepts),
              "purity_anchor": knn_purity(x, anchor_codes),
              "near_name": float((torch.cdist(x, name_acts[k]).argmin(1) == own_name).float().mean()), "cosine": cosine}
             for k, x in acts.items()]
