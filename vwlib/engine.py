@@ -103,33 +103,3 @@ def train_words(task, batch: TrialBatch, deltas: list[float], steps: int, lr: fl
                               progress=progress, desc=task.name)
     return words, info | {"radii": radii.tolist(), "d_nn": d_nn}
 
-
-def text_only_words(text, ids: torch.Tensor, anchor_ids: torch.Tensor, target: torch.Tensor, delta: float,
-                    steps: int, lr: float) -> tuple[torch.Tensor, float]:
-    """Words trained with no image and no model downstream (the encoder's own ceiling, `vw probe --text-only`):
-    row t, within delta · d_nn of anchor_ids[t]'s row, brings the end-of-text state of its prompt `ids[t]` (the word
-    in the anchor's place) after the encoder's last block and final norm onto `target[t]` (cosine). `text`: a
-    TextSide; ids [T, L], anchor_ids [T], target [T, D]. Returns (words [T, D] fp32, their mean final cosine).
-
-    Usage: words, cosine = text_only_words(text, ids, anchor_ids, name_states, 0.5, steps=100, lr=5e-3)"""
-    from .models.hooks import capture_block_outputs
-    from .models.tokenizer import first_eos
-
-    table = text.embedding.weight.detach()
-    anchors = table[anchor_ids.to(table.device)].float().clone()
-    radii = torch.tensor([delta * nearest_word_distance(table, text.known_ids(), int(a)) for a in anchor_ids],
-                         device=table.device)  # inf · d_nn = inf: unconstrained
-    eos, target = first_eos(ids), target.to(table.device).float()
-    for module in text.loaded.adapter.frozen_modules():
-        module.requires_grad_(False)
-
-    def losses(words):  # [T]: minus each word's cosine with its target
-        with capture_block_outputs(text.block_owner, text.block_attr) as outputs:
-            text.encode(ids, anchor_ids, words)
-        h = outputs[-1]
-        h = h if h.shape[0] == len(ids) else h.transpose(0, 1)  # older open_clip runs blocks sequence-first
-        state = text.final_norm(h[torch.arange(len(ids)), eos]).float()
-        return -torch.nn.functional.cosine_similarity(state, target, dim=-1)
-
-    words, info = masked_adam(anchors, losses, steps, lr, after_step=lambda w: project(w, anchors, radii))
-    return words, -float(torch.tensor(info["final_loss"]).mean())

@@ -16,7 +16,7 @@ from dataclasses import replace
 import torch
 
 from ..data.datasets import own_anchor
-from ..engine import text_only_words
+from ..ceiling import label_codes, layer_ceiling
 from ..errors import VWError
 from ..models.probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
 from ..models.text import TextSide
@@ -118,8 +118,8 @@ def layer_panels_data(cfg: StudyConfig, dataset: str, task: str = "generation", 
         anchors = [t.anchor for t in flat]
         for k, x in acts.items():
             panels.append({"row": row, "layer": k, "xy": project_2d(x.numpy(), method, perplexity, seed),
-                           "labels": concepts, "purity_concept": knn_purity(x, _codes(concepts)),
-                           "purity_anchor": knn_purity(x, _codes(anchors))})
+                           "labels": concepts, "purity_concept": knn_purity(x, label_codes(concepts)),
+                           "purity_anchor": knn_purity(x, label_codes(anchors))})
     return panels
 
 
@@ -145,7 +145,8 @@ def working_word_purity(cfg: StudyConfig, dataset: str, task: str = "generation"
     name_acts = _activations(text, own, None, task)  # {layer: [C, D]} the names' own prompts
     works = torch.tensor([(store.evaluation(t, task) or {}).get("accuracy") == 1 for t in flat])
     enough = works.sum() > 5  # the 5 nearest neighbours need more than 5 words
-    concepts, anchors = torch.tensor(_codes([t.concept for t in flat])), torch.tensor(_codes([t.anchor for t in flat]))
+    concepts = torch.tensor(label_codes([t.concept for t in flat]))
+    anchors = torch.tensor(label_codes([t.anchor for t in flat]))
     own_name = torch.tensor([names.index(t.concept) for t in flat])
     rows = []
     for k, x in acts.items():
@@ -176,28 +177,6 @@ def text_only_purity(cfg: StudyConfig, dataset: str, task: str = "generation", d
     own = [Trial(cfg.profile, task, dataset, c, own_anchor(dataset, c), math.inf) for c in names]
     return layer_ceiling(text, PROMPTS[task], [t.anchor for t in flat], [names.index(t.concept) for t in flat],
                          [t.anchor for t in own], parse_delta(delta), *DEFAULTS[cfg.profile][task])
-
-
-def layer_ceiling(text: TextSide, prompt: str, anchors: list[str], concepts: list[int], names: list[str],
-                  delta: float, steps: int, lr: float) -> list[dict]:
-    """`text_only_purity` for any text encoder (the tower lab's too): word t starts at `anchors[t]` and is trained
-    (engine.text_only_words) toward the last-layer end-of-text state of its concept's name prompt
-    (`names[concepts[t]]` in `prompt`); then per layer 5-NN purity by concept and by anchor, and the share nearest
-    their own name. [{"layer", "words", "purity_concept", "purity_anchor", "near_name", "cosine"}]
-
-    Usage: rows = layer_ceiling(text, "a photo of {}", ["heart", ...], [0, ...], ["star", ...], 0.5, 100, 5e-3)"""
-    layers = evenly_spaced_layers(text.num_layers)
-    name_acts = pooled_activations(text, text.ids([prompt.format(n) for n in names]), layers=layers)
-    anchor_ids = torch.tensor([single_token_id(text.loaded.tokenizer, a) for a in anchors])
-    ids = text.ids([prompt.format(a) for a in anchors])
-    own_name = torch.tensor(concepts)
-    words, cosine = text_only_words(text, ids, anchor_ids, name_acts[text.num_layers][own_name], delta, steps, lr)
-    acts = pooled_activations(text, ids, anchor_ids, words, layers)
-    anchor_codes = _codes(anchors)
-    return [{"layer": k, "words": len(anchors), "purity_concept": knn_purity(x, concepts),
-             "purity_anchor": knn_purity(x, anchor_codes),
-             "near_name": float((torch.cdist(x, name_acts[k]).argmin(1) == own_name).float().mean()), "cosine": cosine}
-            for k, x in acts.items()]
 
 
 def imported_layer_neighbours(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5,
@@ -233,7 +212,3 @@ def imported_layer_neighbours(cfg: StudyConfig, dataset: str, task: str = "gener
                          "agree": concepts.count(trial.concept) / len(concepts) if probed else None})
     return rows
 
-
-def _codes(labels: list[str]) -> list[int]:
-    index = {l: i for i, l in enumerate(sorted(set(labels)))}
-    return [index[l] for l in labels]
