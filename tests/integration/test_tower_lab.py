@@ -21,7 +21,8 @@ COLUMNS = ["zero_shot", "reach_over_gap", "d_nn_over_norm", "text_d0", "text_d0.
            "d0_untied",
            "paper_d0.1", "paper_d0.5", "paper_dinf", "own_d0.5", "own_dinf", "vote_d0.1", "vote_d0.5", "vote_dinf",
            "proj_name", "proj_word_dinf", "proj_word_d0.5", "cos_pos_word_dinf", "cos_pos_best_other_name",
-           "known_word_cone", "image_cone", "gap", "transfer_d0.5", "transfer_d0", "map_r2", "screen_pass"]
+           "known_word_cone", "image_cone", "gap", "transfer_d0.5", "transfer_d0", "map_r2", "screen_pass",
+           "layers_first_anchor", "layers_last_concept", "layers_gain", "layers_cosine"]
 
 
 @pytest.mark.parametrize("name, pair", [("locked-baseline", False),
@@ -29,7 +30,11 @@ COLUMNS = ["zero_shot", "reach_over_gap", "d_nn_over_norm", "text_d0", "text_d0.
 def test_a_lab_run_measures_every_column_and_appends_one_row(name, pair, tmp_path):
     # the pair's second tower on another model's image tower (mini-scorer's, 32 px: images resized for it)
     row = run_lab(recipe_named(name, **SMALL), SCREEN, pair=pair, progress=lambda _: None, pair_image="scorer")
-    assert all(k in row for k in COLUMNS if pair or not k.startswith(("transfer", "map")))
+    probed = name != "minilm-finetuned"  # the layer test probes open_clip towers' blocks, not MiniLM's
+    assert all(k in row for k in COLUMNS if (pair or not k.startswith(("transfer", "map")))
+               and (probed or not k.startswith("layers")))
+    if probed:
+        assert 0 <= row["layers_first_anchor"] <= 1 and -1 <= row["layers_gain"] <= 1
     shares = [k for k in row if k.startswith(("text_", "paper_", "own_", "vote_", "transfer_")) or k in ("name", "d0")]
     assert all(0.0 <= row[k] <= 1.0 for k in shares)
     assert row["recipe"] == name and '"steps": 3' in row["params"] and row["wall_s"] > 0

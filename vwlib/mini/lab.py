@@ -11,6 +11,7 @@ Each run measures, on one machine and in one process:
 | text only    | `text_d0`, `text_d0.1`, `text_d0.5`, `text_dinf` | the text-only δ-ball test (no images: prompts vote)    |
 | screen       | `name`, `d0`, `paper_d*`, `own_d*`, `vote_d*` | classification words, 10 concepts × 5 unrelated anchors (+ own), the paper's signed-cosine loss and, beside it, the vote loss |
 | geometry     | `proj_*`, `cos_*`, `*_cone`, `gap`         | projection on the mean image direction; cosines with the concept's images; the cones |
+| layers       | `layers_first_anchor`, `layers_last_concept`, `layers_gain`, `layers_cosine` | finding (iii)'s text-only ceiling (vwlib.ceiling): the 10 × 10 names grid's words at δ = 0.5 trained toward their name's last-layer state; purity by anchor at layer 1, by concept at the last, the gain by concept |
 | finding (ii) | `transfer_d0.5`, `transfer_d0`, `pair_image` | tower A's δ = 0.5 words mapped (lstsq on the known rows) into tower B of the same recipe, another seed, fitted to the same image tower or to mini-scorer's |
 | bar          | `screen_pass` and one flag per condition   | issue #32's screening bar                                   |
 
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.datasets import load_dataset
+from ..ceiling import layer_ceiling
 from ..data.world import SHAPES
 from ..engine import masked_adam, nearest_word_distance, project
 from ..errors import VWError
@@ -113,6 +115,10 @@ RECIPES = {r.name: r for r in (
     Recipe("minilm-head-centered", tower="minilm", center_shared=True,
            note="frozen MiniLM; the image features centred where the loss sees them, in MiniLM's space (after the "
                 "head): centring before the head left what all images share in the head's output"),
+    Recipe("centered-synonyms-own-depth12", center_images=True, synonyms_per_shape=30, synonym_share=0.3,
+           own_lexicon=True, layers=12,
+           note="the world's recipe in 12 blocks: does a deeper tower compose a word's meaning over its depth "
+                "(finding iii: by anchor at layer 1, by concept at the last) instead of deciding it at its input?"),
     Recipe("minilm-finetuned", tower="minilm", center_images=True, finetune_layers=2, finetune_steps=300,
            pool_size=10000,
            note="MiniLM's last 2 blocks fine-tuned with the head on each tower's own pool and seed (do towers of "
@@ -151,6 +157,7 @@ class LabTower:
     scale: float  # the inverse temperature of the vote loss
     known_words: list[str] = field(default_factory=list)  # the words of its known rows (the cone's sample)
     info: dict = field(default_factory=dict)
+    text: TextSide | None = None  # the tower's blocks for the layer test; None where the lab cannot probe them (MiniLM)
 
 
 # -- towers -------------------------------------------------------------------------------------------------------
@@ -201,7 +208,7 @@ def open_clip_lab_tower(loaded) -> LabTower:
 
     return LabTower(encode, text.embedding.weight.detach(), text.known_ids(),
                     lambda w: single_token_id(loaded.tokenizer, w), _clip_image_features(loaded.model),
-                    float(loaded.model.logit_scale.exp()), sorted(known_words()))
+                    float(loaded.model.logit_scale.exp()), sorted(known_words()), text=text)
 
 
 def trained_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
@@ -380,6 +387,22 @@ def _wins(word_feats: torch.Tensor, concept: torch.Tensor, names: torch.Tensor, 
             others[:, int(drop[k])] = -INF
         out.append(float(((held[mine] @ word_feats[k]) > others.max(1).values).float().mean()))
     return torch.tensor(out)
+
+
+def layer_test(tower: LabTower, screen: Screen) -> dict:
+    """Finding (iii)'s text-only ceiling (vwlib.ceiling.layer_ceiling) on the screen's concepts: every concept's word
+    from every concept's name as anchor (the probe's n × n grid), δ = 0.5, the screen's steps and lr, trained toward
+    its name's last-layer end-of-text state. The paper's Fig. 7 needs words grouped by anchor at layer 1 and by
+    concept at the last: a tower that decides a word's meaning at its input groups them by concept at both. {} for a
+    tower without blocks to probe."""
+    if tower.text is None:
+        return {}
+    names = list(SHAPES[: screen.concepts])
+    rows = layer_ceiling(tower.text, PROMPTS["classification"], [a for _ in names for a in names],
+                         [c for c in range(len(names)) for _ in names], names, 0.5, screen.steps, screen.lr)
+    first, last = rows[0], rows[-1]
+    return {"layers_first_anchor": first["purity_anchor"], "layers_last_concept": last["purity_concept"],
+            "layers_gain": last["purity_concept"] - first["purity_concept"], "layers_cosine": last["cosine"]}
 
 
 def _pairs(screen: Screen) -> list[tuple[int, int]]:
@@ -564,7 +587,7 @@ def run_lab(recipe: Recipe, screen: Screen = Screen(), pair: bool = False, progr
     s = sensitivity_of(lambda w: _feature_fn(tower, w), table, tower.known,
                        {w: tower.token_id(w) for w in SHAPES[: screen.concepts]})
     row["reach_over_gap"], row["d_nn_over_norm"] = s["reach_over_gap"], s["d_nn_over_norm"]
-    row |= text_only(tower, screen)
+    row |= text_only(tower, screen) | layer_test(tower, screen)
     progress(f"[lab] {recipe.name}: zero-shot {row['zero_shot']:.3f}, text only δ = 0.5 {row['text_d0.5']:.2f}")
     grid, words = screen_grid(tower, screen, ds)
     row |= grid
