@@ -20,12 +20,12 @@ from .models.text import TextSide
 from .models.tokenizer import first_eos, single_token_id
 
 
-def text_only_words(text, ids: torch.Tensor, anchor_ids: torch.Tensor, target: torch.Tensor, delta: float,
+def text_only_words(text: TextSide, ids: torch.Tensor, anchor_ids: torch.Tensor, target: torch.Tensor, delta: float,
                     steps: int, lr: float) -> tuple[torch.Tensor, float]:
     """Words trained with no image and no model downstream (the encoder's own ceiling, `vw probe --text-only`):
     row t, within delta · d_nn of anchor_ids[t]'s row, brings the end-of-text state of its prompt `ids[t]` (the word
-    in the anchor's place) after the encoder's last block and final norm onto `target[t]` (cosine). `text`: a
-    TextSide; ids [T, L], anchor_ids [T], target [T, D]. Returns (words [T, D] fp32, their mean final cosine).
+    in the anchor's place) after the encoder's last block and final norm onto `target[t]` (cosine). `text`: a TextSide;
+    ids [T, L], anchor_ids [T], target [T, D]. Returns (words [T, D] fp32, their mean final cosine).
 
     Usage: words, cosine = text_only_words(text, ids, anchor_ids, name_states, 0.5, steps=100, lr=5e-3)"""
     table = text.embedding.weight.detach()
@@ -50,8 +50,8 @@ def text_only_words(text, ids: torch.Tensor, anchor_ids: torch.Tensor, target: t
 
 def layer_ceiling(text: TextSide, prompt: str, anchors: list[str], concepts: list[int], names: list[str],
                   delta: float, steps: int, lr: float) -> list[dict]:
-    """`text_only_purity` for any text encoder (the tower lab's too): word t starts at `anchors[t]` and is trained
-    (engine.text_only_words) toward the last-layer end-of-text state of its concept's name prompt
+    """`vw probe --text-only` for any text encoder (the tower lab's too): word t starts at `anchors[t]` and is
+    trained (`text_only_words`) toward the last-layer end-of-text state of its concept's name prompt
     (`names[concepts[t]]` in `prompt`); then per layer 5-NN purity by concept and by anchor, and the share nearest
     their own name. [{"layer", "words", "purity_concept", "purity_anchor", "near_name", "cosine"}]
 

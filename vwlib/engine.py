@@ -102,4 +102,3 @@ def train_words(task, batch: TrialBatch, deltas: list[float], steps: int, lr: fl
                               after_step=lambda w: project(w, anchors, radii), log_every=log_every,
                               progress=progress, desc=task.name)
     return words, info | {"radii": radii.tolist(), "d_nn": d_nn}
-

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.datasets import load_dataset
 from ..ceiling import layer_ceiling
+from ..data.datasets import load_dataset
 from ..data.world import SHAPES
 from ..engine import masked_adam, nearest_word_distance, project
 from ..errors import VWError

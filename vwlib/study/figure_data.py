@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import torch
 
-from ..data.datasets import own_anchor
 from ..ceiling import label_codes, layer_ceiling
+from ..data.datasets import own_anchor
 from ..errors import VWError
 from ..models.probes import evenly_spaced_layers, knn_purity, pooled_activations, project_2d
 from ..models.text import TextSide
