@@ -63,16 +63,21 @@ SCENES_BY_LARGEST = {"single_share": 0.5, "largest_only": 1.0}
 # synonyms), beside a random image: the v-prediction optimum of such a caption is the unconditional one, so the rest
 # of the lexicon is taught to draw nothing in particular and a new word is left the names' (and synonyms') route.
 NULL_WORDS = 0.2
+# The tower lab's layer test (docs/data/tower_lab.csv): the world's recipe in 6 blocks decides a word's meaning at
+# its input (text-only δ = 0.5 words grouped by concept already at layer 1), in 12 it composes it over depth, as the
+# paper's Fig. 7 shows for SD 2.1 (by anchor 0.75 at layer 1, by concept 0.84 at the last). A candidate (#32): mini-sd
+# with a 12-block text encoder trained by the same recipe, its UNet continued against it.
+DEEP_TEXT = 12
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
 
-def build_sd() -> Loaded:
+def build_sd(text_layers: int = TEXT_LAYERS) -> Loaded:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(SEEDS["sd"])
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=TEXT_LAYERS,
+        vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=text_layers,
         num_attention_heads=2, max_position_embeddings=77, hidden_act="gelu", projection_dim=TEXT_WIDTH,
         pad_token_id=1, bos_token_id=0, eos_token_id=2))  # SD 2.1's text-encoder config quirks, kept
     with torch.no_grad():
@@ -147,7 +152,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
              log_every: int = 50, single_share: float = 0.85, text_steps: int = TEXT_STEPS, device: str = "cpu",
              resume_dir: Path | None = None, warm_from: Loaded | None = None, keep_text: bool = False,
              synonyms_per_shape: int = 0, synonym_share: float = 0.0, tail_dropout: float = 0.0,
-             largest_only: float = 0.3, null_share: float = 0.0):
+             largest_only: float = 0.3, null_share: float = 0.0, text_layers: int = TEXT_LAYERS):
     """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower,
     centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
     it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
@@ -161,10 +166,14 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     2-4-object scenes); `largest_only`: the share of those scenes captioned by their largest object alone, as the
     scene datasets label them (SCENES_BY_LARGEST). `null_share`: the share of captions replaced by a caption of one
     known word the world gives no meaning (`null_word_captions`; NULL_WORDS), beside the batch's image.
+    `text_layers`: the text encoder's blocks (a new encoder: not with `keep_text`; DEEP_TEXT).
     Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
     if keep_text and warm_from is None:
         raise ValueError("train_sd(keep_text=True) keeps warm_from's text encoder: pass warm_from=<a mini-sd>")
-    loaded = build_sd()
+    if keep_text and text_layers != TEXT_LAYERS:
+        raise ValueError(f"train_sd(keep_text=True) keeps warm_from's {TEXT_LAYERS}-block encoder: a "
+                         f"{text_layers}-block one is trained afresh (keep_text=False)")
+    loaded = build_sd(text_layers)
     pipe = loaded.model.to(device)
     if keep_text:
         pipe.text_encoder.load_state_dict(warm_from.model.text_encoder.state_dict())

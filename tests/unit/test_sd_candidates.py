@@ -1,5 +1,6 @@
-"""mini-sd's `null-words` candidate (#32): a share of the UNet's captions name a known word the mini world gives no
-meaning, so that the UNet learns to draw nothing in particular from the rest of its encoder's lexicon."""
+"""mini-sd candidates (#32): `null-words` (a share of the UNet's captions name a known word the mini world gives no
+meaning, so that the UNet learns to draw nothing in particular from the rest of its encoder's lexicon) and
+`deep-text` (a 12-block text encoder, which composes a word's meaning over its depth)."""
 
 import torch
 
@@ -42,3 +43,15 @@ def test_null_captions_tokenize_to_one_word_each():
     for caption, row in zip(captions, ids):
         assert known_words()[_word(caption)] in row.tolist() and all(int(i) in known or i in (0, 49406, 49407)
                                                                      for i in row)
+
+
+def test_the_deep_text_variant_builds_a_deeper_encoder_and_refuses_to_keep_the_shallow_one():
+    import pytest
+
+    from vwlib.mini.train_sd import DEEP_TEXT, build_sd, train_sd
+
+    kwargs = variant_kwargs("sd", "deep-text")
+    assert kwargs == {"text_layers": DEEP_TEXT} and "keep_text" not in kwargs  # a new encoder is trained
+    assert build_sd(DEEP_TEXT).model.text_encoder.config.num_hidden_layers == DEEP_TEXT
+    with pytest.raises(ValueError, match="trained afresh"):
+        train_sd(steps=1, keep_text=True, warm_from=object(), text_layers=DEEP_TEXT)
