@@ -2,7 +2,7 @@
 meaning, so that the UNet learns to draw nothing in particular from the rest of its encoder's lexicon) and
 `deep-text` (a 12-block text encoder, which composes a word's meaning over its depth)."""
 
-import torch
+import pytest
 
 from vwlib.data.world import SHAPES
 from vwlib.mini.data import PREFIXES
@@ -45,9 +45,8 @@ def test_null_captions_tokenize_to_one_word_each():
                                                                      for i in row)
 
 
+@pytest.mark.slow  # 2 s: it builds mini-sd
 def test_the_deep_text_variant_builds_a_deeper_encoder_and_refuses_to_keep_the_shallow_one():
-    import pytest
-
     from vwlib.mini.train_sd import DEEP_TEXT, build_sd, train_sd
 
     kwargs = variant_kwargs("sd", "deep-text")
