@@ -66,7 +66,8 @@ NULL_WORDS = 0.2
 # The tower lab's layer test (docs/data/tower_lab.csv): the world's recipe in 6 blocks decides a word's meaning at
 # its input (text-only δ = 0.5 words grouped by concept already at layer 1), in 12 it composes it over depth, as the
 # paper's Fig. 7 shows for SD 2.1 (by anchor 0.75 at layer 1, by concept 0.84 at the last). A candidate (#32): mini-sd
-# with a 12-block text encoder trained by the same recipe, its UNet continued against it.
+# with a 12-block text encoder trained by the same recipe, its UNet continued against it. Measured: this encoder
+# still decides at its input (by concept 0.80 at layer 1; docs/results.md), so depth alone is not the lever.
 DEEP_TEXT = 12
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
