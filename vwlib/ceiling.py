@@ -14,10 +14,9 @@ from __future__ import annotations
 import torch
 
 from .engine import masked_adam, nearest_word_distance, project
-from .models.hooks import capture_block_outputs
-from .models.probes import evenly_spaced_layers, knn_purity, pooled_activations
+from .models.probes import evenly_spaced_layers, knn_purity, pooled_activations, pooled_states
 from .models.text import TextSide
-from .models.tokenizer import first_eos, single_token_id
+from .models.tokenizer import single_token_id
 
 
 def text_only_words(text: TextSide, ids: torch.Tensor, anchor_ids: torch.Tensor, target: torch.Tensor, delta: float,
@@ -32,16 +31,12 @@ def text_only_words(text: TextSide, ids: torch.Tensor, anchor_ids: torch.Tensor,
     anchors = table[anchor_ids.to(table.device)].float().clone()
     radii = torch.tensor([delta * nearest_word_distance(table, text.known_ids(), int(a)) for a in anchor_ids],
                          device=table.device)  # inf · d_nn = inf: unconstrained
-    eos, target = first_eos(ids), target.to(table.device).float()
+    target = target.to(table.device).float()
     for module in text.loaded.adapter.frozen_modules():
         module.requires_grad_(False)
 
     def losses(words):  # [T]: minus each word's cosine with its target
-        with capture_block_outputs(text.block_owner, text.block_attr) as outputs:
-            text.encode(ids, anchor_ids, words)
-        h = outputs[-1]
-        h = h if h.shape[0] == len(ids) else h.transpose(0, 1)  # older open_clip runs blocks sequence-first
-        state = text.final_norm(h[torch.arange(len(ids)), eos]).float()
+        state = pooled_states(text, ids, anchor_ids, words, [text.num_layers])[text.num_layers].float()
         return -torch.nn.functional.cosine_similarity(state, target, dim=-1)
 
     words, info = masked_adam(anchors, losses, steps, lr, after_step=lambda w: project(w, anchors, radii))

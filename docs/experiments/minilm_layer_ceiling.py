@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from vwlib.engine import masked_adam, project
+from vwlib.engine import masked_adam, nearest_word_distance, project
 from vwlib.models.probes import knn_purity
 
 CONCEPTS = ["strawberry", "harp", "gorilla", "throne", "barrel", "hat", "scuba", "guitar", "tiger", "umbrella"]
@@ -61,7 +61,7 @@ def ceiling(delta: float, steps: int = 100, lr: float = 5e-3) -> list[dict]:
     concept = torch.tensor([c for c, _ in pairs])
     target = plain[-1][own[concept]]
     anchors = table[anchor_ids].clone()
-    d_nn = torch.tensor([float((table[known[known != i]] - table[i]).norm(dim=1).min()) for i in anchor_ids.tolist()])
+    d_nn = torch.tensor([nearest_word_distance(table, known, i) for i in anchor_ids.tolist()])
     words, info = masked_adam(anchors, lambda w: -F.cosine_similarity(states(w)[-1], target, dim=-1), steps, lr,
                               after_step=lambda w: project(w, anchors, delta * d_nn))
     with torch.no_grad():
@@ -77,7 +77,6 @@ def name_spacing() -> dict[str, float]:
     """Mean over ordered pairs of names of ||row(a) - row(c)|| / d_nn(a): how far apart the anchors lie, in units of
     the ball, in MiniLM's table (these concepts; the mini world's shape names) and in mini-sd's (mini-objects')."""
     from vwlib.data.datasets import concept_names
-    from vwlib.engine import nearest_word_distance
     from vwlib.models.profiles import load_model
     from vwlib.models.text import TextSide
     from vwlib.models.tokenizer import single_token_id

@@ -27,23 +27,29 @@ def evenly_spaced_layers(num_layers: int, n: int = 4) -> list[int]:
     return sorted({1, num_layers} | {i * step for i in range(1, n - 1)})
 
 
+def pooled_states(text, ids: torch.Tensor, anchor_ids=None, vectors=None, layers: list[int] | None = None,
+                  ) -> dict[int, torch.Tensor]:
+    """{layer: [B, D]} the end-of-text token's state after block `layer` and the final layer norm, on the model's
+    device and differentiable in `vectors` (words trained toward a state: vwlib.ceiling)."""
+    layers = layers or list(range(1, text.num_layers + 1))
+    eos = first_eos(ids)  # own the pooling position, do not trust argmax(ids)
+    with capture_block_outputs(text.block_owner, text.block_attr) as outputs:
+        text.encode(ids, anchor_ids, vectors)
+    states = {}
+    for k in layers:
+        h = outputs[k - 1]
+        if h.shape[0] != ids.shape[0]:  # older open_clip runs blocks sequence-first, [L, B, D]
+            h = h.transpose(0, 1)
+        states[k] = text.final_norm(h[torch.arange(len(ids)), eos])
+    return states
+
+
 @torch.no_grad()
 def pooled_activations(text, ids: torch.Tensor, anchor_ids=None, vectors=None, layers: list[int] | None = None,
                        ) -> dict[int, torch.Tensor]:
     """{layer: [B, D]} the end-of-text token's state after block `layer` and the final layer norm (float32, on the
     CPU: probes compare and project them there, whatever device the model runs on)."""
-    layers = layers or list(range(1, text.num_layers + 1))
-    eos = first_eos(ids)  # own the pooling position, do not trust argmax(ids)
-    with capture_block_outputs(text.block_owner, text.block_attr) as outputs:
-        text.encode(ids, anchor_ids, vectors)
-    norm = text.final_norm
-    acts = {}
-    for k in layers:
-        h = outputs[k - 1]
-        if h.shape[0] != ids.shape[0]:  # older open_clip runs blocks sequence-first, [L, B, D]
-            h = h.transpose(0, 1)
-        acts[k] = norm(h[torch.arange(len(ids)), eos]).detach().float().cpu()
-    return acts
+    return {k: h.detach().float().cpu() for k, h in pooled_states(text, ids, anchor_ids, vectors, layers).items()}
 
 
 def knn_shares(x: torch.Tensor | np.ndarray, labels, k: int = 5) -> np.ndarray:
