@@ -3,6 +3,7 @@ the image tower left as shipped, words kept in their δ-balls, the screening bar
 
 import csv
 import math
+from dataclasses import replace
 import subprocess
 import sys
 
@@ -26,10 +27,13 @@ COLUMNS = ["zero_shot", "reach_over_gap", "d_nn_over_norm", "text_d0", "text_d0.
 
 
 @pytest.mark.parametrize("name, pair", [("locked-baseline", False),
-                                        pytest.param("minilm-finetuned", True, marks=pytest.mark.slow)])  # 23 s
+                                        pytest.param("minilm-finetuned", True, marks=pytest.mark.slow),  # 23 s
+                                        # mini-sd's class (CLIPTextModel) in the lab, probed through TextSide: 8 s
+                                        pytest.param("generator-class-depth12", True, marks=pytest.mark.slow)])
 def test_a_lab_run_measures_every_column_and_appends_one_row(name, pair, tmp_path):
     # the pair's second tower on another model's image tower (mini-scorer's, 32 px: images resized for it)
-    row = run_lab(recipe_named(name, **SMALL), SCREEN, pair=pair, progress=lambda _: None, pair_image="scorer")
+    small = SMALL | ({"layers": 2} if "depth12" in name else {})
+    row = run_lab(recipe_named(name, **small), SCREEN, pair=pair, progress=lambda _: None, pair_image="scorer")
     probed = name != "minilm-finetuned"  # the layer test probes open_clip towers' blocks, not MiniLM's
     assert all(k in row for k in COLUMNS if (pair or not k.startswith(("transfer", "map")))
                and (probed or not k.startswith("layers")))
@@ -172,3 +176,21 @@ def test_an_own_lexicon_draws_each_towers_synonyms_from_its_seed():
     assert not words & ({w for ws in other.values() for w in ws} - {w for ws in one.values() for w in ws})
     recipe = recipe_named("centered-synonyms-own")
     assert recipe.own_lexicon and recipe.synonyms_per_shape == 30
+
+
+def test_a_generator_class_tower_is_mini_sds_encoder_fitted_to_the_recipes_image_tower():
+    from transformers import CLIPTextModel
+
+    recipe = recipe_named("generator-class-depth12", **SMALL, layers=1, image="scorer")
+    tower = build_tower(recipe)
+    assert isinstance(tower.text.module, CLIPTextModel) and tower.text.num_layers == 1
+    assert tower.text.family == "sd"  # probed by the layer test as vw probe reads mini-sd
+    shipped = build_tower(replace(RECIPES["shipped"], center_images=recipe.center_images), image="scorer")
+    images = torch.stack([torch.from_numpy(np.array(e.image)).permute(2, 0, 1)
+                          for e in load_dataset("mini-objects").val[:4]])
+    assert torch.equal(tower.image_features(images), shipped.image_features(images))  # the recipe's image tower
+    star = torch.tensor([tower.token_id("star")])
+    moved = tower.encode(["a photo of a star"], star, tower.table[star] + 1.0)
+    assert not torch.allclose(moved, tower.encode(["a photo of a star"]))  # the substituted word reaches the feature
+    with pytest.raises(VWError, match="text_class"):
+        build_tower(recipe_named("locked-baseline", text_class="bert"))

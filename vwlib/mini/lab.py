@@ -81,6 +81,9 @@ class Recipe:
     finetune_layers: int = 0  # minilm: then train MiniLM's last k blocks with the head, on this tower's own data
     finetune_steps: int = 600
     center_shared: bool = False  # minilm: the head's last bias shifted so its mean output (MiniLM's space) is 0
+    text_class: str = "open_clip"  # trained: the text tower's class, "open_clip" (the mini CLIPs') or
+    #                                "clip_text_model" (mini-sd's transformers CLIPTextModel, SD 2.1's class)
+    image: str = "clip"  # the frozen image tower it is fitted to: mini-clip's (64 px) or mini-scorer's (32 px, mini-sd's)
     note: str = ""
 
     def levers(self) -> dict:
@@ -119,6 +122,15 @@ RECIPES = {r.name: r for r in (
            own_lexicon=True, layers=12,
            note="the world's recipe in 12 blocks: does a deeper tower compose a word's meaning over its depth "
                 "(finding iii: by anchor at layer 1, by concept at the last) instead of deciding it at its input?"),
+    Recipe("generator-class-depth12", center_images=True, synonyms_per_shape=30, synonym_share=0.3,
+           own_lexicon=True, layers=12, text_class="clip_text_model",
+           note="the depth-12 recipe in mini-sd's class (CLIPTextModel: gelu, its init, pooler): the lab's 12-block "
+                "open_clip tower composes a word's meaning over depth, mini-sd's 12-block encoder does not; is it "
+                "the class?"),
+    Recipe("centered-synonyms-own-depth12-scorer", center_images=True, synonyms_per_shape=30, synonym_share=0.3,
+           own_lexicon=True, layers=12, image="scorer",
+           note="the depth-12 recipe against mini-scorer's 32 px image tower, as mini-sd's encoder is trained: is it "
+                "the image tower?"),
     Recipe("minilm-finetuned", tower="minilm", center_images=True, finetune_layers=2, finetune_steps=300,
            pool_size=10000,
            note="MiniLM's last 2 blocks fine-tuned with the head on each tower's own pool and seed (do towers of "
@@ -327,12 +339,47 @@ def _finetune(lm, head, logit, encode, captions, cap, feats, recipe: Recipe, g: 
         opt.step()
 
 
-def build_tower(recipe: Recipe, seed: int | None = None, image: str = "clip") -> LabTower:
-    """`recipe`'s text tower (seed: the recipe's own unless given) against the frozen image tower of `image`."""
+def generator_class_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
+    """A text tower of mini-sd's class (vwlib.mini.train_sd.sd_text_encoder: a transformers CLIPTextModel, seeded
+    table and init) trained by `recipe` inside mini-sd's TextTowerPretraining (its pooled end-of-text state,
+    projected) against a shipped image tower (`image`), as mini-sd's own encoder is. The lab reads the projected
+    pooled feature; the layer test reads the blocks through TextSide, as `vw probe` reads mini-sd's."""
+    from .train_sd import TextTowerPretraining, build_sd, sd_text_encoder
+
+    loaded = build_sd(recipe.layers)  # an untrained mini-sd pipeline: the sd family adapter reads its text side
+    encoder = loaded.model.text_encoder = sd_text_encoder(recipe.layers, seed)  # the lab's seed, not mini-sd's
+    tokenizer = loaded.tokenizer
+    loaded.meta["known_ids"] = known_token_ids()
+    pretraining = TextTowerPretraining(encoder, IMAGE_SIZE[image], vision_width=IMAGE_TOWERS[image][1])
+    curve = fit_text_tower(pretraining.tower(), tokenizer, recipe, seed, image)
+    pretraining.eval().requires_grad_(False)
+    text = TextSide(loaded)
+
+    def encode(prompts, anchor_ids=None, vectors=None):
+        ids = text.ids(prompts)
+        ids = ids[:, : int((ids != text.pad_id).sum(1).max())]  # causal: the end-of-text state ignores the padding
+        with text.patched(anchor_ids, vectors):
+            return F.normalize(pretraining.projection(encoder(ids).pooler_output).float(), dim=-1)
+
+    image_model = _shipped_clip(recipe.center_images, image).model  # the image tower the text side was fitted to
+    return LabTower(encode, text.embedding.weight.detach(), text.known_ids(),
+                    lambda w: single_token_id(tokenizer, w), _clip_image_features(image_model),
+                    float(pretraining.logit_scale.exp()), sorted(known_words()), {"final_loss": curve[-1][1]},
+                    text=text)
+
+
+def build_tower(recipe: Recipe, seed: int | None = None, image: str | None = None) -> LabTower:
+    """`recipe`'s text tower (seed: the recipe's own unless given) against the frozen image tower of `image` (the
+    recipe's unless given)."""
     seed = recipe.seed if seed is None else seed
+    image = image or recipe.image
     if recipe.tower == "shipped":
         return open_clip_lab_tower(_shipped_clip(recipe.center_images, image))
+    if recipe.tower == "trained" and recipe.text_class == "clip_text_model":
+        return generator_class_tower(recipe, seed, image)
     if recipe.tower == "trained":
+        if recipe.text_class != "open_clip":
+            raise VWError(f"unknown text_class {recipe.text_class!r}: choose open_clip or clip_text_model")
         return trained_tower(recipe, seed, image)
     if recipe.tower == "minilm":
         return minilm_tower(recipe, seed, image)

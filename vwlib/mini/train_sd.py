@@ -72,17 +72,26 @@ DEEP_TEXT = 12
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
 
-def build_sd(text_layers: int = TEXT_LAYERS) -> Loaded:
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+def sd_text_encoder(layers: int, seed: int):
+    """mini-sd's text encoder, untrained: a `CLIPTextModel` (SD 2.1's class) of `layers` blocks, initialised with
+    `seed` (the torch seed is set here), its token table the seeded known-word table. The tower lab builds it too
+    (`text_class="clip_text_model"`), to tell the class's part from the recipe's."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    torch.manual_seed(SEEDS["sd"])
+    torch.manual_seed(seed)
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=text_layers,
+        vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=layers,
         num_attention_heads=2, max_position_embeddings=77, hidden_act="gelu", projection_dim=TEXT_WIDTH,
         pad_token_id=1, bos_token_id=0, eos_token_id=2))  # SD 2.1's text-encoder config quirks, kept
     with torch.no_grad():
-        text_encoder.get_input_embeddings().weight.copy_(init_token_table(TEXT_WIDTH, SEEDS["sd"]))
+        text_encoder.get_input_embeddings().weight.copy_(init_token_table(TEXT_WIDTH, seed))
+    return text_encoder
+
+
+def build_sd(text_layers: int = TEXT_LAYERS) -> Loaded:
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+    text_encoder = sd_text_encoder(text_layers, SEEDS["sd"])
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 64),
                         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
                         layers_per_block=1, norm_num_groups=8, sample_size=SIZE)
