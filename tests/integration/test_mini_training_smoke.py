@@ -46,6 +46,23 @@ def test_the_generators_text_encoder_is_pretrained_then_frozen():
     assert [c[0] for c in curve].count("unet") == 3
 
 
+@pytest.mark.slow  # 6 s: the open_clip lineage's few steps (make test-all)
+def test_the_open_clip_lineage_trains_a_tower_and_conditions_the_unet_on_its_conversion():
+    import torch
+
+    from vwlib.mini.train_sd import build_sd, train_sd
+
+    loaded, curve = train_sd(steps=2, vae_steps=1, text_steps=2, pool_size=64, batch=4, log_every=1, text_layers=2,
+                             text_class="open_clip")
+    text = loaded.model.text_encoder
+    assert text.config.hidden_act == "quick_gelu" and text.config.num_hidden_layers == 2
+    assert not any(p.requires_grad for p in text.parameters())
+    fresh = build_sd(2, "quick_gelu").model.text_encoder
+    name = "encoder.layers.0.mlp.fc1.weight"  # the trained tower's weights, carried over
+    assert not torch.equal(fresh.get_parameter(name), text.get_parameter(name))
+    assert [c[0] for c in curve].count("text") >= 2 and [c[0] for c in curve].count("unet") == 2
+
+
 def test_mini_clip_v4_trains_its_text_tower_against_the_shipped_image_tower_centred(tmp_path, monkeypatch):
     """Mini world v4 (vwlib.mini.lab.WORLD_RECIPE): the image tower is the shipped one with its mean feature moved to
     0, frozen; only the text side trains."""

@@ -54,3 +54,46 @@ def test_the_deep_text_variant_builds_a_deeper_encoder_and_refuses_to_keep_the_s
     assert build_sd(DEEP_TEXT).model.text_encoder.config.num_hidden_layers == DEEP_TEXT
     with pytest.raises(ValueError, match="trained afresh"):
         train_sd(steps=1, keep_text=True, warm_from=object(), text_layers=DEEP_TEXT)
+
+
+def test_an_open_clip_text_tower_converts_into_the_generators_class_exactly():
+    """`deep-open-clip-text` trains mini-sd's encoder as an open_clip text tower (the class whose deep towers compose
+    a word's meaning over depth in the tower lab) and converts it, as SD 2.1's was from OpenCLIP: the CLIPTextModel
+    must then compute what the tower computed, at every position the tower has and at its pooled output."""
+    import torch
+
+    from vwlib.mini.models import open_clip_mini
+    from vwlib.mini.train_sd import clip_text_model_from_open_clip, sd_text_encoder
+    from vwlib.models.tokenizer import clip_tokenizer
+
+    torch.manual_seed(0)
+    tower = open_clip_mini(32, 32, 2).model.eval()
+    with torch.no_grad():  # away from the init: every weight (biases, norms) must be carried, not just look alike
+        for name, p in tower.named_parameters():
+            if not name.startswith("visual") and p.ndim:
+                p.normal_(std=0.1)
+    encoder = sd_text_encoder(2, 5, hidden_act="quick_gelu").eval()
+    clip_text_model_from_open_clip(tower, encoder)
+    ids = torch.tensor(clip_tokenizer(pad_token="!")(["a photo of a star", "a big red circle on grass"],
+                                                     padding="max_length", max_length=32)["input_ids"])
+    with torch.no_grad():
+        out = encoder(ids)
+        states = {}
+        hook = tower.ln_final.register_forward_hook(lambda m, i, o: states.setdefault("last", o))
+        pooled = tower.encode_text(ids)
+        hook.remove()
+    assert torch.allclose(out.pooler_output @ tower.text_projection, pooled, atol=1e-5)
+    assert torch.allclose(out.last_hidden_state, states["last"], atol=1e-5)  # what the UNet reads
+    with pytest.raises(ValueError, match="hidden_act='quick_gelu'"):
+        clip_text_model_from_open_clip(tower, sd_text_encoder(2, 5))  # gelu: not the tower's activation
+
+
+def test_the_open_clip_lineage_variant_trains_a_new_deep_encoder():
+    from vwlib.mini.train_sd import DEEP_TEXT, OPEN_CLIP_LINEAGE, train_sd
+
+    assert variant_kwargs("sd", "deep-open-clip-text") == OPEN_CLIP_LINEAGE == {"text_layers": DEEP_TEXT,
+                                                                                 "text_class": "open_clip"}
+    with pytest.raises(ValueError, match="choose 'clip_text_model' or 'open_clip'"):
+        train_sd(steps=1, text_class="bert")
+    with pytest.raises(ValueError, match="trained afresh"):
+        train_sd(steps=1, keep_text=True, warm_from=object(), text_class="open_clip")

@@ -30,10 +30,10 @@ from tqdm.auto import tqdm
 from ..models.loaders import Loaded
 from ..models.tokenizer import VOCAB_SIZE, clip_tokenizer, first_eos
 from .common import Resume, param_groups, tokenize, warmup_cosine
-from .contrastive import Tower
+from .contrastive import Tower, open_clip_tower
 from .data import PREFIXES, caption_pool
 from .lab import RECIPES, WORLD_RECIPE, fit_text_tower
-from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH
+from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH, open_clip_mini
 from .vocab import init_token_table, known_words, shape_synonyms, world_words
 
 SIZE = IMAGE_SIZE["sd"]
@@ -69,29 +69,68 @@ NULL_WORDS = 0.2
 # with a 12-block text encoder trained by the same recipe, its UNet continued against it. Measured: this encoder
 # still decides at its input (by concept 0.80 at layer 1; docs/results.md), so depth alone is not the lever.
 DEEP_TEXT = 12
+# Why deep-text still decided at its input (tower lab, docs/data/tower_lab.csv): the same 12-block recipe composes a
+# word's meaning over depth as an open_clip text tower (by anchor at layer 1 0.75 against mini-clip's image tower,
+# 0.48 against mini-scorer's) and does not as a CLIPTextModel (0.11): the class, not the image tower. SD 2.1's
+# encoder is an OpenCLIP text tower converted into a CLIPTextModel; the candidate (#32) is trained the same way.
+OPEN_CLIP_LINEAGE = {"text_layers": DEEP_TEXT, "text_class": "open_clip"}
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
 
-def sd_text_encoder(layers: int, seed: int):
+def sd_text_encoder(layers: int, seed: int, hidden_act: str = "gelu"):
     """mini-sd's text encoder, untrained: a `CLIPTextModel` (SD 2.1's class) of `layers` blocks, initialised with
     `seed` (the torch seed is set here), its token table the seeded known-word table. The tower lab builds it too
-    (`text_class="clip_text_model"`), to tell the class's part from the recipe's."""
+    (`text_class="clip_text_model"`), to tell the class's part from the recipe's. `hidden_act`: "quick_gelu" for
+    an encoder that takes an open_clip mini tower's weights (`clip_text_model_from_open_clip`)."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=layers,
-        num_attention_heads=2, max_position_embeddings=77, hidden_act="gelu", projection_dim=TEXT_WIDTH,
+        num_attention_heads=2, max_position_embeddings=77, hidden_act=hidden_act, projection_dim=TEXT_WIDTH,
         pad_token_id=1, bos_token_id=0, eos_token_id=2))  # SD 2.1's text-encoder config quirks, kept
     with torch.no_grad():
         text_encoder.get_input_embeddings().weight.copy_(init_token_table(TEXT_WIDTH, seed))
     return text_encoder
 
 
-def build_sd(text_layers: int = TEXT_LAYERS) -> Loaded:
+def clip_text_model_from_open_clip(model, text_encoder) -> None:
+    """In place: `text_encoder` (a `CLIPTextModel` of the same width and depth, hidden_act "quick_gelu", at least as
+    many positions) takes the text tower of the open_clip CLIP `model` (vwlib.mini.models.open_clip_mini): token
+    table, positions, blocks (each attention's packed q/k/v split into three), final norm; positions beyond the
+    tower's context keep the encoder's own rows (no caption reaches them in training; the UNet sees padding there).
+    SD 2.1's text encoder is the same conversion of OpenCLIP ViT-H's text tower. The text projection is not taken:
+    the UNet reads the hidden states.
+
+    Usage: clip_text_model_from_open_clip(mini_clip.model, sd_text_encoder(6, seed, hidden_act="quick_gelu"))"""
+    config = text_encoder.config
+    blocks = model.transformer.resblocks
+    if (config.hidden_act, config.num_hidden_layers, config.hidden_size) != ("quick_gelu", len(blocks),
+                                                                              model.token_embedding.weight.shape[1]):
+        raise ValueError(f"a {config.num_hidden_layers}-block, {config.hidden_size}-wide {config.hidden_act} "
+                         f"CLIPTextModel cannot take a {len(blocks)}-block open_clip tower (quick_gelu): build it "
+                         f"with sd_text_encoder(layers, seed, hidden_act='quick_gelu')")
+    tm = getattr(text_encoder, "text_model", text_encoder)  # transformers 5 dropped the text_model wrapper
+    with torch.no_grad():
+        tm.embeddings.token_embedding.weight.copy_(model.token_embedding.weight)
+        tm.embeddings.position_embedding.weight[: len(model.positional_embedding)].copy_(model.positional_embedding)
+        for block, layer in zip(blocks, tm.encoder.layers):
+            attn = layer.self_attn
+            for proj, w, b in zip((attn.q_proj, attn.k_proj, attn.v_proj), block.attn.in_proj_weight.chunk(3),
+                                  block.attn.in_proj_bias.chunk(3)):
+                proj.weight.copy_(w)
+                proj.bias.copy_(b)
+            pairs = ((attn.out_proj, block.attn.out_proj), (layer.layer_norm1, block.ln_1),
+                     (layer.layer_norm2, block.ln_2), (layer.mlp.fc1, block.mlp.c_fc), (layer.mlp.fc2, block.mlp.c_proj))
+            for mine, theirs in pairs:
+                mine.load_state_dict(theirs.state_dict())
+        tm.final_layer_norm.load_state_dict(model.ln_final.state_dict())
+
+
+def build_sd(text_layers: int = TEXT_LAYERS, hidden_act: str = "gelu") -> Loaded:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
-    text_encoder = sd_text_encoder(text_layers, SEEDS["sd"])
+    text_encoder = sd_text_encoder(text_layers, SEEDS["sd"], hidden_act)
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 64),
                         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
                         layers_per_block=1, norm_num_groups=8, sample_size=SIZE)
@@ -162,7 +201,8 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
              log_every: int = 50, single_share: float = 0.85, text_steps: int = TEXT_STEPS, device: str = "cpu",
              resume_dir: Path | None = None, warm_from: Loaded | None = None, keep_text: bool = False,
              synonyms_per_shape: int = 0, synonym_share: float = 0.0, tail_dropout: float = 0.0,
-             largest_only: float = 0.3, null_share: float = 0.0, text_layers: int = TEXT_LAYERS):
+             largest_only: float = 0.3, null_share: float = 0.0, text_layers: int = TEXT_LAYERS,
+             text_class: str = "clip_text_model"):
     """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower,
     centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
     it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
@@ -176,24 +216,37 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     2-4-object scenes); `largest_only`: the share of those scenes captioned by their largest object alone, as the
     scene datasets label them (SCENES_BY_LARGEST). `null_share`: the share of captions replaced by a caption of one
     known word the world gives no meaning (`null_word_captions`; NULL_WORDS), beside the batch's image.
-    `text_layers`: the text encoder's blocks (a new encoder: not with `keep_text`; DEEP_TEXT).
+    `text_layers`: the text encoder's blocks (a new encoder: not with `keep_text`; DEEP_TEXT). `text_class`: the
+    class the text encoder is trained as, "clip_text_model" (itself, inside TextTowerPretraining) or "open_clip" (an
+    open_clip mini text tower, then converted into the CLIPTextModel by `clip_text_model_from_open_clip`, as SD 2.1's
+    was from OpenCLIP; OPEN_CLIP_LINEAGE).
     Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
+    if text_class not in ("clip_text_model", "open_clip"):
+        raise ValueError(f"train_sd(text_class={text_class!r}): choose 'clip_text_model' or 'open_clip'")
     if keep_text and warm_from is None:
         raise ValueError("train_sd(keep_text=True) keeps warm_from's text encoder: pass warm_from=<a mini-sd>")
-    if keep_text and text_layers != TEXT_LAYERS:
+    if keep_text and (text_layers != TEXT_LAYERS or text_class != "clip_text_model"):
         raise ValueError(f"train_sd(keep_text=True) keeps warm_from's {TEXT_LAYERS}-block encoder: a "
-                         f"{text_layers}-block one is trained afresh (keep_text=False)")
-    loaded = build_sd(text_layers)
+                         f"{text_layers}-block one or one of another class is trained afresh (keep_text=False)")
+    loaded = build_sd(text_layers, "quick_gelu" if text_class == "open_clip" else "gelu")
     pipe = loaded.model.to(device)
     if keep_text:
         pipe.text_encoder.load_state_dict(warm_from.model.text_encoder.state_dict())
         text_curve = []
     else:
-        pretraining = TextTowerPretraining(pipe.text_encoder, SIZE)
         recipe = replace(RECIPES[WORLD_RECIPE], steps=text_steps, pool_size=pool_size)
-        text_curve = fit_text_tower(pretraining.tower(), loaded.tokenizer, recipe, TEXT_SEED, "scorer",
-                                    device=device, resume=Resume(resume_dir and resume_dir / "text.pt"),
-                                    desc="mini-sd text tower", log_every=log_every)
+        fit = dict(device=device, resume=Resume(resume_dir and resume_dir / "text.pt"), desc="mini-sd text tower",
+                   log_every=log_every)
+        if text_class == "open_clip":
+            torch.manual_seed(SEEDS["sd"])
+            tower = open_clip_mini(SIZE, vision_width=32, text_layers=text_layers).model
+            with torch.no_grad():
+                tower.token_embedding.weight.copy_(init_token_table(TEXT_WIDTH, SEEDS["sd"]))
+            text_curve = fit_text_tower(open_clip_tower(tower), loaded.tokenizer, recipe, TEXT_SEED, "scorer", **fit)
+            clip_text_model_from_open_clip(tower.cpu(), pipe.text_encoder)
+        else:
+            pretraining = TextTowerPretraining(pipe.text_encoder, SIZE)
+            text_curve = fit_text_tower(pretraining.tower(), loaded.tokenizer, recipe, TEXT_SEED, "scorer", **fit)
     pipe.text_encoder.eval().requires_grad_(False)  # frozen from here on, as SD 2.1's
     pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share,
                         largest_only=largest_only, synonyms_per_shape=synonyms_per_shape,
