@@ -32,7 +32,7 @@ from ..models.tokenizer import VOCAB_SIZE, clip_tokenizer, first_eos
 from .common import Resume, param_groups, tokenize, warmup_cosine
 from .contrastive import Tower, open_clip_tower
 from .data import PREFIXES, caption_pool
-from .lab import RECIPES, WORLD_RECIPE, fit_text_tower
+from .lab import IMAGE_TOWERS, RECIPES, WORLD_RECIPE, fit_text_tower
 from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH, open_clip_mini
 from .vocab import init_token_table, known_words, shape_synonyms, world_words
 
@@ -239,11 +239,12 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
                    log_every=log_every)
         if text_class == "open_clip":
             torch.manual_seed(SEEDS["sd"])
-            tower = open_clip_mini(SIZE, vision_width=32, text_layers=text_layers).model
+            # mini-scorer's architecture: fit_text_tower puts its image tower in place, frozen
+            tower = open_clip_mini(IMAGE_SIZE["scorer"], IMAGE_TOWERS["scorer"][1], text_layers).model
             with torch.no_grad():
                 tower.token_embedding.weight.copy_(init_token_table(TEXT_WIDTH, SEEDS["sd"]))
             text_curve = fit_text_tower(open_clip_tower(tower), loaded.tokenizer, recipe, TEXT_SEED, "scorer", **fit)
-            clip_text_model_from_open_clip(tower.cpu(), pipe.text_encoder)
+            clip_text_model_from_open_clip(tower, pipe.text_encoder)
         else:
             pretraining = TextTowerPretraining(pipe.text_encoder, SIZE)
             text_curve = fit_text_tower(pretraining.tower(), loaded.tokenizer, recipe, TEXT_SEED, "scorer", **fit)
