@@ -194,3 +194,17 @@ def test_a_generator_class_tower_is_mini_sds_encoder_fitted_to_the_recipes_image
     assert not torch.allclose(moved, tower.encode(["a photo of a star"]))  # the substituted word reaches the feature
     with pytest.raises(VWError, match="text_class"):
         build_tower(recipe_named("locked-baseline", text_class="bert"))
+
+
+def test_open_clips_init_swaps_the_attentions_scales_in_the_generators_class():
+    from vwlib.mini.lab import open_clip_init_
+    from vwlib.mini.train_sd import sd_text_encoder
+
+    own, swapped = sd_text_encoder(12, 5), sd_text_encoder(12, 5)
+    table = swapped.get_input_embeddings().weight.clone()
+    torch.manual_seed(0)
+    open_clip_init_(swapped)
+    q = [e.encoder.layers[0].self_attn.q_proj.weight.std().item() for e in (own, swapped)]
+    out = [e.encoder.layers[0].self_attn.out_proj.weight.std().item() for e in (own, swapped)]
+    assert q[0] < 0.04 < 0.1 < q[1] and out[1] < 0.04 < 0.1 < out[0]  # 64 wide, 12 deep: 0.026 against 0.125
+    assert torch.equal(swapped.get_input_embeddings().weight, table)  # the known-word table is kept

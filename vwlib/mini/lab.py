@@ -84,6 +84,8 @@ class Recipe:
     text_class: str = "open_clip"  # trained: the text tower's class, "open_clip" (the mini CLIPs') or
     #                                "clip_text_model" (mini-sd's transformers CLIPTextModel, SD 2.1's class)
     image: str = "clip"  # the frozen image tower it is fitted to: mini-clip's (64 px) or mini-scorer's (32 px, mini-sd's)
+    hidden_act: str = "gelu"  # clip_text_model: its activation (open_clip's mini towers: "quick_gelu")
+    open_clip_init: bool = False  # clip_text_model: initialised by open_clip's scheme (open_clip_init_) instead of its own
     note: str = ""
 
     def levers(self) -> dict:
@@ -131,6 +133,13 @@ RECIPES = {r.name: r for r in (
            own_lexicon=True, layers=12, image="scorer",
            note="the depth-12 recipe against mini-scorer's 32 px image tower, as mini-sd's encoder is trained: is it "
                 "the image tower?"),
+    Recipe("generator-class-depth12-quick-gelu", center_images=True, synonyms_per_shape=30, synonym_share=0.3,
+           own_lexicon=True, layers=12, text_class="clip_text_model", hidden_act="quick_gelu",
+           note="mini-sd's class with open_clip's activation: is the activation what keeps it from composing?"),
+    Recipe("generator-class-depth12-open-clip-init", center_images=True, synonyms_per_shape=30, synonym_share=0.3,
+           own_lexicon=True, layers=12, text_class="clip_text_model", open_clip_init=True,
+           note="mini-sd's class initialised by open_clip's scheme (large q/k/v, small output projections): is it "
+                "the initialisation?"),
     Recipe("minilm-finetuned", tower="minilm", center_images=True, finetune_layers=2, finetune_steps=300,
            pool_size=10000,
            note="MiniLM's last 2 blocks fine-tuned with the head on each tower's own pool and seed (do towers of "
@@ -339,6 +348,23 @@ def _finetune(lm, head, logit, encode, captions, cap, feats, recipe: Recipe, g: 
         opt.step()
 
 
+def open_clip_init_(text_encoder) -> None:
+    """In place: a transformers CLIPTextModel's blocks and positions re-drawn by open_clip's TextTransformer scheme:
+    q/k/v weights with std width^-½ and the attention's and MLP's output projections with width^-½ · (2 · depth)^-½
+    (transformers' own scheme swaps the attention's two), MLP inputs (2 · width)^-½, positions 0.01; the token table
+    is kept (the seeded known-word table). Draws from torch's global generator: seed it first."""
+    tm = getattr(text_encoder, "text_model", text_encoder)  # transformers 5 dropped the text_model wrapper
+    width, depth = text_encoder.config.hidden_size, text_encoder.config.num_hidden_layers
+    attn_std, proj_std, fc_std = width ** -0.5, width ** -0.5 * (2 * depth) ** -0.5, (2 * width) ** -0.5
+    with torch.no_grad():
+        torch.nn.init.normal_(tm.embeddings.position_embedding.weight, std=0.01)
+        for layer in tm.encoder.layers:
+            attn = layer.self_attn
+            for proj, std in ((attn.q_proj, attn_std), (attn.k_proj, attn_std), (attn.v_proj, attn_std),
+                              (attn.out_proj, proj_std), (layer.mlp.fc1, fc_std), (layer.mlp.fc2, proj_std)):
+                torch.nn.init.normal_(proj.weight, std=std)
+
+
 def generator_class_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
     """A text tower of mini-sd's class (vwlib.mini.train_sd.sd_text_encoder: a transformers CLIPTextModel, seeded
     table and init) trained by `recipe` inside mini-sd's TextTowerPretraining (its pooled end-of-text state,
@@ -347,7 +373,9 @@ def generator_class_tower(recipe: Recipe, seed: int, image: str = "clip") -> Lab
     from .train_sd import TextTowerPretraining, build_sd, sd_text_encoder
 
     loaded = build_sd(recipe.layers)  # an untrained mini-sd pipeline: the sd family adapter reads its text side
-    encoder = loaded.model.text_encoder = sd_text_encoder(recipe.layers, seed)  # the lab's seed, not mini-sd's
+    encoder = loaded.model.text_encoder = sd_text_encoder(recipe.layers, seed, recipe.hidden_act)  # the lab's seed
+    if recipe.open_clip_init:
+        open_clip_init_(encoder)
     tokenizer = loaded.tokenizer
     loaded.meta["known_ids"] = known_token_ids()
     pretraining = TextTowerPretraining(encoder, IMAGE_SIZE[image], vision_width=IMAGE_TOWERS[image][1])
