@@ -73,6 +73,8 @@ DEEP_TEXT = 12
 # word's meaning over depth as an open_clip text tower (by anchor at layer 1 0.75 against mini-clip's image tower,
 # 0.48 against mini-scorer's) and does not as a CLIPTextModel (0.11): the class, not the image tower. SD 2.1's
 # encoder is an OpenCLIP text tower converted into a CLIPTextModel; the candidate (#32) is trained the same way.
+# Measured (docs/results.md): its UNet's δ = 0.5 words are grouped by anchor at layer 1 (0.76; v4 0.59, deep-text
+# 0.37), not by concept at the last (0.19), and it ties v4 at 32 of 40 generation checks: not shipped.
 OPEN_CLIP_LINEAGE = {"text_layers": DEEP_TEXT, "text_class": "open_clip"}
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
