@@ -35,7 +35,8 @@ def test_the_generators_text_encoder_is_pretrained_then_frozen():
     """As SD 2.1's: the text encoder moves in the contrastive stage and is frozen for the UNet's."""
     import torch
 
-    from vwlib.mini.train_sd import build_sd, train_sd
+    from vwlib.mini.models import build_sd
+    from vwlib.mini.train_sd import train_sd
 
     loaded, curve = train_sd(steps=3, vae_steps=1, text_steps=2, pool_size=64, batch=4, log_every=1)
     text = loaded.model.text_encoder
@@ -50,7 +51,8 @@ def test_the_generators_text_encoder_is_pretrained_then_frozen():
 def test_the_open_clip_lineage_trains_a_tower_and_conditions_the_unet_on_its_conversion():
     import torch
 
-    from vwlib.mini.train_sd import build_sd, train_sd
+    from vwlib.mini.models import build_sd
+    from vwlib.mini.train_sd import train_sd
 
     loaded, curve = train_sd(steps=2, vae_steps=1, text_steps=2, pool_size=64, batch=4, log_every=1, text_layers=2,
                              text_class="open_clip")

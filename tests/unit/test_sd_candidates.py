@@ -47,7 +47,8 @@ def test_null_captions_tokenize_to_one_word_each():
 
 @pytest.mark.slow  # 2 s: it builds mini-sd
 def test_the_deep_text_variant_builds_a_deeper_encoder_and_refuses_to_keep_the_shallow_one():
-    from vwlib.mini.train_sd import DEEP_TEXT, build_sd, train_sd
+    from vwlib.mini.models import build_sd
+    from vwlib.mini.train_sd import DEEP_TEXT, train_sd
 
     kwargs = variant_kwargs("sd", "deep-text")
     assert kwargs == {"text_layers": DEEP_TEXT} and "keep_text" not in kwargs  # a new encoder is trained
@@ -63,7 +64,8 @@ def test_an_open_clip_text_tower_converts_into_the_generators_class_exactly():
     import torch
 
     from vwlib.mini.models import open_clip_mini
-    from vwlib.mini.train_sd import clip_text_model_from_open_clip, sd_text_encoder
+    from vwlib.mini.models import sd_text_encoder
+    from vwlib.mini.train_sd import clip_text_model_from_open_clip
     from vwlib.models.tokenizer import clip_tokenizer
 
     torch.manual_seed(0)

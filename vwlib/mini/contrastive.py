@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .common import Resume, freeze_rows, param_groups, to_clip_pixels, tokenize, warmup_cosine
 from .data import caption_pool
-from .models import CONTEXT
+from .models import CONTEXT, TEXT_WIDTH, open_clip_mini
 from .vocab import SYNONYM_SEED, known_token_ids, known_words, shape_synonyms, world_words
 
 # Distractor captions per step: "a photo of a <known word that names nothing in the world>", negatives for every
@@ -166,3 +166,21 @@ def train_contrastive(tower: Tower, tokenizer, steps: int, seed: int, image_size
     return curve
 
 
+class TextTowerPretraining(torch.nn.Module):
+    """The generator's text encoder inside a small CLIP of its own, for contrastive pretraining: a conv image tower
+    (open_clip's ModifiedResNet, as the mini CLIPs'), a projection of the pooled end-of-text state, a temperature.
+    Only the text encoder is kept: the pooled state means the caption because the contrastive loss read it there.
+
+    Usage: curve = train_contrastive(pretraining.tower(), tokenizer, steps, seed, image_size)"""
+
+    def __init__(self, text_encoder, image_size: int, vision_width: int = 32):
+        super().__init__()
+        self.text = text_encoder
+        self.visual = open_clip_mini(image_size, vision_width=vision_width, text_layers=1).model.visual
+        self.projection = torch.nn.Linear(text_encoder.config.hidden_size, TEXT_WIDTH, bias=False)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def tower(self):
+        return Tower(self, lambda px: F.normalize(self.visual(px), dim=-1),
+                     lambda ids: F.normalize(self.projection(self.text(ids).pooler_output), dim=-1),
+                     self.logit_scale, self.text.get_input_embeddings(), image_module=self.visual)

@@ -48,9 +48,9 @@ from ..models.tokenizer import single_token_id
 from ..tasks import PROMPTS, prototypes
 from ..transfer import fit_rows
 from .common import Resume, to_clip_pixels
-from .contrastive import Tower, multi_positive_clip_loss, open_clip_tower, train_contrastive
+from .contrastive import TextTowerPretraining, Tower, multi_positive_clip_loss, open_clip_tower, train_contrastive
 from .data import caption_pool
-from .models import IMAGE_SIZE, TEXT_WIDTH, open_clip_mini
+from .models import IMAGE_SIZE, TEXT_WIDTH, build_sd, open_clip_mini, sd_text_encoder
 from .sensitivity import sensitivity_of
 from .vocab import init_token_table, known_token_ids, known_words
 
@@ -366,12 +366,10 @@ def open_clip_init_(text_encoder) -> None:
 
 
 def generator_class_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
-    """A text tower of mini-sd's class (vwlib.mini.train_sd.sd_text_encoder: a transformers CLIPTextModel, seeded
+    """A text tower of mini-sd's class (vwlib.mini.models.sd_text_encoder: a transformers CLIPTextModel, seeded
     table and init) trained by `recipe` inside mini-sd's TextTowerPretraining (its pooled end-of-text state,
     projected) against a shipped image tower (`image`), as mini-sd's own encoder is. The lab reads the projected
     pooled feature; the layer test reads the blocks through TextSide, as `vw probe` reads mini-sd's."""
-    from .train_sd import TextTowerPretraining, build_sd, sd_text_encoder
-
     loaded = build_sd(recipe.layers)  # an untrained mini-sd pipeline: the sd family adapter reads its text side
     encoder = loaded.model.text_encoder = sd_text_encoder(recipe.layers, seed, recipe.hidden_act)  # the lab's seed
     if recipe.open_clip_init:

@@ -94,4 +94,44 @@ def _owl() -> Loaded:
 
 
 def _sd() -> Loaded:
-    raise NotImplementedError("mini-sd is built by vwlib.mini.train_sd")
+    return build_sd()
+
+
+def sd_text_encoder(layers: int, seed: int, hidden_act: str = "gelu"):
+    """mini-sd's text encoder, untrained: a `CLIPTextModel` (SD 2.1's class) of `layers` blocks, initialised with
+    `seed` (the torch seed is set here), its token table the seeded known-word table. The tower lab builds it too
+    (`text_class="clip_text_model"`), to tell the class's part from the recipe's. `hidden_act`: "quick_gelu" for
+    an encoder that takes an open_clip mini tower's weights (`clip_text_model_from_open_clip`)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=layers,
+        num_attention_heads=2, max_position_embeddings=77, hidden_act=hidden_act, projection_dim=TEXT_WIDTH,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2))  # SD 2.1's text-encoder config quirks, kept
+    with torch.no_grad():
+        text_encoder.get_input_embeddings().weight.copy_(init_token_table(TEXT_WIDTH, seed))
+    return text_encoder
+
+
+def build_sd(text_layers: int = TEXT_LAYERS, hidden_act: str = "gelu") -> Loaded:
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+    text_encoder = sd_text_encoder(text_layers, SEEDS["sd"], hidden_act)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 64),
+                        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                        layers_per_block=1, norm_num_groups=8, sample_size=IMAGE_SIZE["sd"])
+    unet = UNet2DConditionModel(
+        sample_size=IMAGE_SIZE["sd"] // 4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(48, 96),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=TEXT_WIDTH, attention_head_dim=(4, 8), use_linear_projection=True, norm_num_groups=16,
+    )
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=False,
+                              set_alpha_to_one=False, prediction_type="v_prediction", timestep_spacing="trailing")
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(pad_token="!"),
+                                   unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return Loaded("sd", pipe, pipe.tokenizer, None, "mini", meta={"mini_name": "sd"})
+

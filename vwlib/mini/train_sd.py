@@ -19,7 +19,6 @@ Usage:
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,12 +27,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..models.loaders import Loaded
-from ..models.tokenizer import VOCAB_SIZE, clip_tokenizer, first_eos
+from ..models.tokenizer import first_eos
 from .common import Resume, param_groups, tokenize, warmup_cosine
-from .contrastive import Tower, open_clip_tower
+from .contrastive import TextTowerPretraining, open_clip_tower
 from .data import PREFIXES, caption_pool
 from .lab import IMAGE_TOWERS, RECIPES, WORLD_RECIPE, fit_text_tower
-from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH, open_clip_mini
+from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH, build_sd, open_clip_mini
 from .vocab import init_token_table, known_words, shape_synonyms, world_words
 
 SIZE = IMAGE_SIZE["sd"]
@@ -79,23 +78,6 @@ OPEN_CLIP_LINEAGE = {"text_layers": DEEP_TEXT, "text_class": "open_clip"}
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
 
-def sd_text_encoder(layers: int, seed: int, hidden_act: str = "gelu"):
-    """mini-sd's text encoder, untrained: a `CLIPTextModel` (SD 2.1's class) of `layers` blocks, initialised with
-    `seed` (the torch seed is set here), its token table the seeded known-word table. The tower lab builds it too
-    (`text_class="clip_text_model"`), to tell the class's part from the recipe's. `hidden_act`: "quick_gelu" for
-    an encoder that takes an open_clip mini tower's weights (`clip_text_model_from_open_clip`)."""
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=VOCAB_SIZE, hidden_size=TEXT_WIDTH, intermediate_size=4 * TEXT_WIDTH, num_hidden_layers=layers,
-        num_attention_heads=2, max_position_embeddings=77, hidden_act=hidden_act, projection_dim=TEXT_WIDTH,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2))  # SD 2.1's text-encoder config quirks, kept
-    with torch.no_grad():
-        text_encoder.get_input_embeddings().weight.copy_(init_token_table(TEXT_WIDTH, seed))
-    return text_encoder
-
-
 def clip_text_model_from_open_clip(model, text_encoder) -> None:
     """In place: `text_encoder` (a `CLIPTextModel` of the same width and depth, hidden_act "quick_gelu", at least as
     many positions) takes the text tower of the open_clip CLIP `model` (vwlib.mini.models.open_clip_mini): token
@@ -127,50 +109,6 @@ def clip_text_model_from_open_clip(model, text_encoder) -> None:
             for mine, theirs in pairs:
                 mine.load_state_dict(theirs.state_dict())
         tm.final_layer_norm.load_state_dict(model.ln_final.state_dict())
-
-
-def build_sd(text_layers: int = TEXT_LAYERS, hidden_act: str = "gelu") -> Loaded:
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-
-    text_encoder = sd_text_encoder(text_layers, SEEDS["sd"], hidden_act)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 64),
-                        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-                        layers_per_block=1, norm_num_groups=8, sample_size=SIZE)
-    unet = UNet2DConditionModel(
-        sample_size=SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(48, 96),
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=TEXT_WIDTH, attention_head_dim=(4, 8), use_linear_projection=True, norm_num_groups=16,
-    )
-    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=False,
-                              set_alpha_to_one=False, prediction_type="v_prediction", timestep_spacing="trailing")
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(pad_token="!"),
-                                   unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return Loaded("sd", pipe, pipe.tokenizer, None, "mini", meta={"mini_name": "sd"})
-
-
-class TextTowerPretraining(torch.nn.Module):
-    """The generator's text encoder inside a small CLIP of its own, for contrastive pretraining: a conv image tower
-    (open_clip's ModifiedResNet, as the mini CLIPs'), a projection of the pooled end-of-text state, a temperature.
-    Only the text encoder is kept: the pooled state means the caption because the contrastive loss read it there.
-
-    Usage: curve = train_contrastive(pretraining.tower(), tokenizer, steps, seed, image_size)"""
-
-    def __init__(self, text_encoder, image_size: int, vision_width: int = 32):
-        from .models import open_clip_mini
-
-        super().__init__()
-        self.text = text_encoder
-        self.visual = open_clip_mini(image_size, vision_width=vision_width, text_layers=1).model.visual
-        self.projection = torch.nn.Linear(text_encoder.config.hidden_size, TEXT_WIDTH, bias=False)
-        self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-
-    def tower(self):
-        return Tower(self, lambda px: F.normalize(self.visual(px), dim=-1),
-                     lambda ids: F.normalize(self.projection(self.text(ids).pooler_output), dim=-1),
-                     self.logit_scale, self.text.get_input_embeddings(), image_module=self.visual)
 
 
 def _to_unit(images: torch.Tensor) -> torch.Tensor:
