@@ -83,9 +83,9 @@ class Recipe:
     center_shared: bool = False  # minilm: the head's last bias shifted so its mean output (MiniLM's space) is 0
     text_class: str = "open_clip"  # trained: the text tower's class, "open_clip" (the mini CLIPs') or
     #                                "clip_text_model" (mini-sd's transformers CLIPTextModel, SD 2.1's class)
-    image: str = "clip"  # the frozen image tower it is fitted to: mini-clip's (64 px) or mini-scorer's (32 px, mini-sd's)
+    image: str = "clip"  # the frozen image tower fitted to: mini-clip's (64 px) or mini-scorer's (32 px, mini-sd's)
     hidden_act: str = "gelu"  # clip_text_model: its activation (open_clip's mini towers: "quick_gelu")
-    open_clip_init: bool = False  # clip_text_model: initialised by open_clip's scheme (open_clip_init_) instead of its own
+    open_clip_init: bool = False  # clip_text_model: initialised by open_clip's scheme (open_clip_init_), not its own
     note: str = ""
 
     def levers(self) -> dict:

@@ -122,7 +122,8 @@ def build_sd(text_layers: int = TEXT_LAYERS, hidden_act: str = "gelu") -> Loaded
                         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
                         layers_per_block=1, norm_num_groups=8, sample_size=IMAGE_SIZE["sd"])
     unet = UNet2DConditionModel(
-        sample_size=IMAGE_SIZE["sd"] // 4, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(48, 96),
+        sample_size=IMAGE_SIZE["sd"] // 4, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(48, 96),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=TEXT_WIDTH, attention_head_dim=(4, 8), use_linear_projection=True, norm_num_groups=16,

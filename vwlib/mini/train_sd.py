@@ -105,7 +105,8 @@ def clip_text_model_from_open_clip(model, text_encoder) -> None:
                 proj.weight.copy_(w)
                 proj.bias.copy_(b)
             pairs = ((attn.out_proj, block.attn.out_proj), (layer.layer_norm1, block.ln_1),
-                     (layer.layer_norm2, block.ln_2), (layer.mlp.fc1, block.mlp.c_fc), (layer.mlp.fc2, block.mlp.c_proj))
+                     (layer.layer_norm2, block.ln_2), (layer.mlp.fc1, block.mlp.c_fc),
+                     (layer.mlp.fc2, block.mlp.c_proj))
             for mine, theirs in pairs:
                 mine.load_state_dict(theirs.state_dict())
         tm.final_layer_norm.load_state_dict(model.ln_final.state_dict())
