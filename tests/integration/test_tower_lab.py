@@ -197,8 +197,7 @@ def test_a_generator_class_tower_is_mini_sds_encoder_fitted_to_the_recipes_image
 
 
 def test_open_clips_init_swaps_the_attentions_scales_in_the_generators_class():
-    from vwlib.mini.lab import open_clip_init_
-    from vwlib.mini.models import sd_text_encoder
+    from vwlib.mini.models import open_clip_init_, sd_text_encoder
 
     own, swapped = sd_text_encoder(12, 5), sd_text_encoder(12, 5)
     table = swapped.get_input_embeddings().weight.clone()

@@ -64,8 +64,7 @@ def test_an_open_clip_text_tower_converts_into_the_generators_class_exactly():
     import torch
 
     from vwlib.mini.models import open_clip_mini
-    from vwlib.mini.models import sd_text_encoder
-    from vwlib.mini.train_sd import clip_text_model_from_open_clip
+    from vwlib.mini.models import clip_text_model_from_open_clip, sd_text_encoder
     from vwlib.models.tokenizer import clip_tokenizer
 
     torch.manual_seed(0)

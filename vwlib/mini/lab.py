@@ -50,7 +50,7 @@ from ..transfer import fit_rows
 from .common import Resume, to_clip_pixels
 from .contrastive import TextTowerPretraining, Tower, multi_positive_clip_loss, open_clip_tower, train_contrastive
 from .data import caption_pool
-from .models import IMAGE_SIZE, TEXT_WIDTH, build_sd, open_clip_mini, sd_text_encoder
+from .models import IMAGE_SIZE, TEXT_WIDTH, build_sd, open_clip_init_, open_clip_mini, sd_text_encoder
 from .sensitivity import sensitivity_of
 from .vocab import init_token_table, known_token_ids, known_words
 
@@ -232,14 +232,23 @@ def open_clip_lab_tower(loaded) -> LabTower:
                     float(loaded.model.logit_scale.exp()), sorted(known_words()), text=text)
 
 
-def trained_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
-    """A mini-clip whose text tower (seeded table and init) is trained by `recipe` against a shipped image tower
-    (`image`: mini-clip's, or mini-scorer's)."""
+def seeded_open_clip(layers: int, seed: int, image: str = "clip"):
+    """An untrained open_clip mini CLIP of `image`'s architecture (whose image tower fit_text_tower replaces by the
+    shipped one) with `layers` text blocks, its init and known-word table drawn with `seed`.
+
+    Usage: loaded = seeded_open_clip(12, seed=13, image="scorer")   # Loaded(family="open_clip", ...)"""
     torch.manual_seed(seed)
-    loaded = open_clip_mini(IMAGE_SIZE[image], vision_width=IMAGE_TOWERS[image][1], text_layers=recipe.layers)
+    loaded = open_clip_mini(IMAGE_SIZE[image], vision_width=IMAGE_TOWERS[image][1], text_layers=layers)
     with torch.no_grad():
         loaded.token_embedding().weight.copy_(init_token_table(TEXT_WIDTH, seed))
     loaded.meta["known_ids"] = known_token_ids()
+    return loaded
+
+
+def trained_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
+    """A mini-clip whose text tower (seeded table and init) is trained by `recipe` against a shipped image tower
+    (`image`: mini-clip's, or mini-scorer's)."""
+    loaded = seeded_open_clip(recipe.layers, seed, image)
     curve = fit_text_tower(open_clip_tower(loaded.model), loaded.tokenizer, recipe, seed, image)
     loaded.model.eval().requires_grad_(False)
     tower = open_clip_lab_tower(loaded)
@@ -348,23 +357,6 @@ def _finetune(lm, head, logit, encode, captions, cap, feats, recipe: Recipe, g: 
         opt.step()
 
 
-def open_clip_init_(text_encoder) -> None:
-    """In place: a transformers CLIPTextModel's blocks and positions re-drawn by open_clip's TextTransformer scheme:
-    q/k/v weights with std width^-½ and the attention's and MLP's output projections with width^-½ · (2 · depth)^-½
-    (transformers' own scheme swaps the attention's two), MLP inputs (2 · width)^-½, positions 0.01; the token table
-    is kept (the seeded known-word table). Draws from torch's global generator: seed it first."""
-    tm = getattr(text_encoder, "text_model", text_encoder)  # transformers 5 dropped the text_model wrapper
-    width, depth = text_encoder.config.hidden_size, text_encoder.config.num_hidden_layers
-    attn_std, proj_std, fc_std = width ** -0.5, width ** -0.5 * (2 * depth) ** -0.5, (2 * width) ** -0.5
-    with torch.no_grad():
-        torch.nn.init.normal_(tm.embeddings.position_embedding.weight, std=0.01)
-        for layer in tm.encoder.layers:
-            attn = layer.self_attn
-            for proj, std in ((attn.q_proj, attn_std), (attn.k_proj, attn_std), (attn.v_proj, attn_std),
-                              (attn.out_proj, proj_std), (layer.mlp.fc1, fc_std), (layer.mlp.fc2, proj_std)):
-                torch.nn.init.normal_(proj.weight, std=std)
-
-
 def generator_class_tower(recipe: Recipe, seed: int, image: str = "clip") -> LabTower:
     """A text tower of mini-sd's class (vwlib.mini.models.sd_text_encoder: a transformers CLIPTextModel, seeded
     table and init) trained by `recipe` inside mini-sd's TextTowerPretraining (its pooled end-of-text state,
@@ -401,12 +393,11 @@ def build_tower(recipe: Recipe, seed: int | None = None, image: str | None = Non
     image = image or recipe.image
     if recipe.tower == "shipped":
         return open_clip_lab_tower(_shipped_clip(recipe.center_images, image))
-    if recipe.tower == "trained" and recipe.text_class == "clip_text_model":
-        return generator_class_tower(recipe, seed, image)
     if recipe.tower == "trained":
-        if recipe.text_class != "open_clip":
+        builders = {"open_clip": trained_tower, "clip_text_model": generator_class_tower}
+        if recipe.text_class not in builders:
             raise VWError(f"unknown text_class {recipe.text_class!r}: choose open_clip or clip_text_model")
-        return trained_tower(recipe, seed, image)
+        return builders[recipe.text_class](recipe, seed, image)
     if recipe.tower == "minilm":
         return minilm_tower(recipe, seed, image)
     raise VWError(f"unknown tower {recipe.tower!r}: choose shipped, trained or minilm")

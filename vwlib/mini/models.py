@@ -114,6 +114,63 @@ def sd_text_encoder(layers: int, seed: int, hidden_act: str = "gelu"):
     return text_encoder
 
 
+def _text_model(text_encoder):
+    """The module holding a CLIPTextModel's embeddings, blocks and final norm (transformers 5 dropped the
+    `text_model` wrapper; older versions have it)."""
+    return getattr(text_encoder, "text_model", text_encoder)
+
+
+def clip_text_model_from_open_clip(model, text_encoder) -> None:
+    """In place: `text_encoder` (a `CLIPTextModel` of the same width and depth, hidden_act "quick_gelu", at least as
+    many positions) takes the text tower of the open_clip CLIP `model` (vwlib.mini.models.open_clip_mini): token
+    table, positions, blocks (each attention's packed q/k/v split into three), final norm; positions beyond the
+    tower's context keep the encoder's own rows (no caption reaches them in training; the UNet sees padding there).
+    SD 2.1's text encoder is the same conversion of OpenCLIP ViT-H's text tower. The text projection is not taken:
+    the UNet reads the hidden states.
+
+    Usage: clip_text_model_from_open_clip(mini_clip.model, sd_text_encoder(6, seed, hidden_act="quick_gelu"))"""
+    config = text_encoder.config
+    blocks = model.transformer.resblocks
+    if (config.hidden_act, config.num_hidden_layers, config.hidden_size) != ("quick_gelu", len(blocks),
+                                                                              model.token_embedding.weight.shape[1]):
+        raise ValueError(f"a {config.num_hidden_layers}-block, {config.hidden_size}-wide {config.hidden_act} "
+                         f"CLIPTextModel cannot take a {len(blocks)}-block open_clip tower (quick_gelu): build it "
+                         f"with sd_text_encoder(layers, seed, hidden_act='quick_gelu')")
+    tm = _text_model(text_encoder)
+    with torch.no_grad():
+        tm.embeddings.token_embedding.weight.copy_(model.token_embedding.weight)
+        tm.embeddings.position_embedding.weight[: len(model.positional_embedding)].copy_(model.positional_embedding)
+        for block, layer in zip(blocks, tm.encoder.layers):
+            attn = layer.self_attn
+            for proj, w, b in zip((attn.q_proj, attn.k_proj, attn.v_proj), block.attn.in_proj_weight.chunk(3),
+                                  block.attn.in_proj_bias.chunk(3)):
+                proj.weight.copy_(w)
+                proj.bias.copy_(b)
+            pairs = ((attn.out_proj, block.attn.out_proj), (layer.layer_norm1, block.ln_1),
+                     (layer.layer_norm2, block.ln_2), (layer.mlp.fc1, block.mlp.c_fc),
+                     (layer.mlp.fc2, block.mlp.c_proj))
+            for mine, theirs in pairs:
+                mine.load_state_dict(theirs.state_dict())
+        tm.final_layer_norm.load_state_dict(model.ln_final.state_dict())
+
+
+def open_clip_init_(text_encoder) -> None:
+    """In place: a transformers CLIPTextModel's blocks and positions re-drawn by open_clip's TextTransformer scheme:
+    q/k/v weights with std width^-½ and the attention's and MLP's output projections with width^-½ · (2 · depth)^-½
+    (transformers' own scheme swaps the attention's two), MLP inputs (2 · width)^-½, positions 0.01; the token table
+    is kept (the seeded known-word table). Draws from torch's global generator: seed it first."""
+    tm = _text_model(text_encoder)
+    width, depth = text_encoder.config.hidden_size, text_encoder.config.num_hidden_layers
+    attn_std, proj_std, fc_std = width ** -0.5, width ** -0.5 * (2 * depth) ** -0.5, (2 * width) ** -0.5
+    with torch.no_grad():
+        torch.nn.init.normal_(tm.embeddings.position_embedding.weight, std=0.01)
+        for layer in tm.encoder.layers:
+            attn = layer.self_attn
+            for proj, std in ((attn.q_proj, attn_std), (attn.k_proj, attn_std), (attn.v_proj, attn_std),
+                              (attn.out_proj, proj_std), (layer.mlp.fc1, fc_std), (layer.mlp.fc2, proj_std)):
+                torch.nn.init.normal_(proj.weight, std=std)
+
+
 def build_sd(text_layers: int = TEXT_LAYERS, hidden_act: str = "gelu") -> Loaded:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 

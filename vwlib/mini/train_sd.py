@@ -31,9 +31,9 @@ from ..models.tokenizer import first_eos
 from .common import Resume, param_groups, tokenize, warmup_cosine
 from .contrastive import TextTowerPretraining, open_clip_tower
 from .data import PREFIXES, caption_pool
-from .lab import IMAGE_TOWERS, RECIPES, WORLD_RECIPE, fit_text_tower
-from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, TEXT_WIDTH, build_sd, open_clip_mini
-from .vocab import init_token_table, known_words, shape_synonyms, world_words
+from .lab import RECIPES, WORLD_RECIPE, fit_text_tower, seeded_open_clip
+from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, build_sd, clip_text_model_from_open_clip
+from .vocab import known_words, shape_synonyms, world_words
 
 SIZE = IMAGE_SIZE["sd"]
 GEN_STEPS = 30  # DDIM steps for the mini world (the paper profile uses 50)
@@ -76,40 +76,6 @@ DEEP_TEXT = 12
 # 0.37), not by concept at the last (0.19), and it ties v4 at 32 of 40 generation checks: not shipped.
 OPEN_CLIP_LINEAGE = {"text_layers": DEEP_TEXT, "text_class": "open_clip"}
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
-
-
-def clip_text_model_from_open_clip(model, text_encoder) -> None:
-    """In place: `text_encoder` (a `CLIPTextModel` of the same width and depth, hidden_act "quick_gelu", at least as
-    many positions) takes the text tower of the open_clip CLIP `model` (vwlib.mini.models.open_clip_mini): token
-    table, positions, blocks (each attention's packed q/k/v split into three), final norm; positions beyond the
-    tower's context keep the encoder's own rows (no caption reaches them in training; the UNet sees padding there).
-    SD 2.1's text encoder is the same conversion of OpenCLIP ViT-H's text tower. The text projection is not taken:
-    the UNet reads the hidden states.
-
-    Usage: clip_text_model_from_open_clip(mini_clip.model, sd_text_encoder(6, seed, hidden_act="quick_gelu"))"""
-    config = text_encoder.config
-    blocks = model.transformer.resblocks
-    if (config.hidden_act, config.num_hidden_layers, config.hidden_size) != ("quick_gelu", len(blocks),
-                                                                              model.token_embedding.weight.shape[1]):
-        raise ValueError(f"a {config.num_hidden_layers}-block, {config.hidden_size}-wide {config.hidden_act} "
-                         f"CLIPTextModel cannot take a {len(blocks)}-block open_clip tower (quick_gelu): build it "
-                         f"with sd_text_encoder(layers, seed, hidden_act='quick_gelu')")
-    tm = getattr(text_encoder, "text_model", text_encoder)  # transformers 5 dropped the text_model wrapper
-    with torch.no_grad():
-        tm.embeddings.token_embedding.weight.copy_(model.token_embedding.weight)
-        tm.embeddings.position_embedding.weight[: len(model.positional_embedding)].copy_(model.positional_embedding)
-        for block, layer in zip(blocks, tm.encoder.layers):
-            attn = layer.self_attn
-            for proj, w, b in zip((attn.q_proj, attn.k_proj, attn.v_proj), block.attn.in_proj_weight.chunk(3),
-                                  block.attn.in_proj_bias.chunk(3)):
-                proj.weight.copy_(w)
-                proj.bias.copy_(b)
-            pairs = ((attn.out_proj, block.attn.out_proj), (layer.layer_norm1, block.ln_1),
-                     (layer.layer_norm2, block.ln_2), (layer.mlp.fc1, block.mlp.c_fc),
-                     (layer.mlp.fc2, block.mlp.c_proj))
-            for mine, theirs in pairs:
-                mine.load_state_dict(theirs.state_dict())
-        tm.final_layer_norm.load_state_dict(model.ln_final.state_dict())
 
 
 def _to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -179,11 +145,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
         fit = dict(device=device, resume=Resume(resume_dir and resume_dir / "text.pt"), desc="mini-sd text tower",
                    log_every=log_every)
         if text_class == "open_clip":
-            torch.manual_seed(SEEDS["sd"])
-            # mini-scorer's architecture: fit_text_tower puts its image tower in place, frozen
-            tower = open_clip_mini(IMAGE_SIZE["scorer"], IMAGE_TOWERS["scorer"][1], text_layers).model
-            with torch.no_grad():
-                tower.token_embedding.weight.copy_(init_token_table(TEXT_WIDTH, SEEDS["sd"]))
+            tower = seeded_open_clip(text_layers, SEEDS["sd"], "scorer").model
             text_curve = fit_text_tower(open_clip_tower(tower), loaded.tokenizer, recipe, TEXT_SEED, "scorer", **fit)
             clip_text_model_from_open_clip(tower, pipe.text_encoder)
         else:
