@@ -1,6 +1,7 @@
 """mini-sd candidates (#32): `null-words` (a share of the UNet's captions name a known word the mini world gives no
-meaning, so that the UNet learns to draw nothing in particular from the rest of its encoder's lexicon) and
-`deep-text` (a 12-block text encoder, which composes a word's meaning over its depth)."""
+meaning, so that the UNet learns to draw nothing in particular from the rest of its encoder's lexicon),
+`deep-text` (a 12-block text encoder, which composes a word's meaning over its depth) and `noisy-states` (the UNet
+trained on noisy text states)."""
 
 import pytest
 
@@ -98,3 +99,28 @@ def test_the_open_clip_lineage_variant_trains_a_new_deep_encoder():
         train_sd(steps=1, text_class="bert")
     with pytest.raises(ValueError, match="trained afresh"):
         train_sd(steps=1, keep_text=True, warm_from=object(), text_class="open_clip")
+
+
+def test_the_noisy_states_variants_keep_the_encoder_and_scale_the_noise():
+    from vwlib.mini.train_sd import NOISY_STATES
+
+    full, quarter = variant_kwargs("sd", "noisy-states"), variant_kwargs("sd", "noisy-states-quarter")
+    assert full == {"keep_text": True, "cond_noise": NOISY_STATES} and 0 < NOISY_STATES <= 1
+    assert quarter == {"keep_text": True, "cond_noise": NOISY_STATES / 2}
+
+
+@pytest.mark.slow  # 2 s: it builds mini-sd
+def test_the_name_state_spread_is_the_mean_distance_between_the_names_pooled_states():
+    import torch
+
+    from vwlib.mini.common import tokenize
+    from vwlib.mini.models import build_sd
+    from vwlib.mini.train_sd import name_state_spread
+
+    loaded = build_sd()
+    ids = tokenize(loaded.tokenizer, [f"a photo of {s}" for s in SHAPES], 77, pad_id=0)
+    with torch.no_grad():  # the encoder's own pooling (argmax of the ids: the end-of-text token), read independently
+        pooled = loaded.model.text_encoder(ids).pooler_output
+    distances = [float((pooled[i] - pooled[j]).norm()) for i in range(len(SHAPES)) for j in range(i)]
+    spread = name_state_spread(loaded)
+    assert spread > 0 and spread == pytest.approx(sum(distances) / len(distances), rel=1e-5)

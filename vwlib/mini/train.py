@@ -25,7 +25,8 @@ from .contrastive import open_clip_tower, train_contrastive
 from .lab import RECIPES, WORLD_RECIPE, Recipe, fit_text_tower
 from .models import IMAGE_SIZE, SEEDS, build_mini
 from .train_owl import LEXICON, train_owl
-from .train_sd import DEEP_TEXT, NULL_WORDS, OPEN_CLIP_LINEAGE, SCENES_BY_LARGEST, TAIL_DROPOUT, UNET_LEXICON, train_sd
+from .train_sd import (DEEP_TEXT, NOISY_STATES, NULL_WORDS, OPEN_CLIP_LINEAGE, SCENES_BY_LARGEST, TAIL_DROPOUT,
+                       UNET_LEXICON, train_sd)
 
 # sd: with 6-block text encoders over frozen known rows, 6,000 UNet steps generated at 0.62 (bar 0.70) from scratch;
 # v4 goes on from the shipped UNet (train_sd) for 5,000
@@ -47,7 +48,10 @@ VARIANTS: dict[str, dict[str, dict]] = {
            # a 12-block text encoder by the world's recipe (it composes meaning over depth), the UNet continued on it
            "deep-text": {"text_layers": DEEP_TEXT},
            # ... trained as an open_clip text tower (the class whose deep towers compose), then converted, as SD 2.1's
-           "deep-open-clip-text": dict(OPEN_CLIP_LINEAGE)},
+           "deep-open-clip-text": dict(OPEN_CLIP_LINEAGE),
+           # the shipped encoder; the UNet trained on noisy states: it ignores moves off the captions' manifold
+           "noisy-states": {"keep_text": True, "cond_noise": NOISY_STATES},
+           "noisy-states-quarter": {"keep_text": True, "cond_noise": NOISY_STATES / 2}},  # ... half the noise
     "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured, not shipped: docs/results.md)
             "lexicon-towers": {**LEXICON, "lexicon_in_queries": False},  # the queries keep the bare names
             "more-detection": {"warm_from": "shipped", "lr": 3e-4},  # the shipped one's detection stage, continued
