@@ -9,7 +9,7 @@ STAMP := $(VENV)/.vwlib-installed
 PROFILE ?= mini
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install figures test test-all test-gpu bench lab clean-build
+.PHONY: install figures test test-all test-gpu bench lab candidate clean-build
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,22 @@ bench: install
 ## docs/data/tower_lab.csv (RECIPES="centered minilm-centered", PAIR=1 for finding (ii); `vw mini lab` lists them)
 lab: install
 	for r in $(RECIPES); do $(BIN)/vw mini lab --recipe $$r $(if $(PAIR),--pair) || exit 1; done
+
+## a candidate mini model (#32), measured in a clone of HEAD with it in place of the shipped one, so that no store of
+## the shipped world sees it: `vw mini eval`, its task's cells of the fidelity grid and, for mini-sd, `vw probe
+## --working` on those words. Results under runs/candidate-NAME/. Example:
+##   make candidate ROLE=sd TASK=generation CKPT=runs/sd-noisy-states NAME=noisy-states
+CAND := runs/candidate-$(NAME)
+candidate: install
+	@test -n "$(ROLE)" -a -n "$(TASK)" -a -n "$(NAME)" -a -d "$(CKPT)" || { echo "make candidate: give ROLE=<clip|scorer|owl|sd> TASK=<generation|detection|classification> CKPT=<a checkpoint folder> NAME=<a label>"; exit 2; }
+	rm -rf $(CAND) && mkdir -p $(CAND) && git clone -q . $(CAND)/clone
+	rm -rf $(CAND)/clone/vwlib/checkpoints/mini/$(ROLE) && cp -r $(CKPT) $(CAND)/clone/vwlib/checkpoints/mini/$(ROLE)
+	cd $(CAND)/clone && export PYTHONPATH=$$PWD && \
+	  $(abspath $(BIN))/vw mini eval --model $(ROLE) --json > ../eval.json && \
+	  $(abspath $(BIN))/vw fidelity --out ../store --concepts 10 --task $(TASK) --json > ../fidelity.json && \
+	  if [ "$(TASK)" = generation ]; then for d in 0.5 inf; do \
+	    $(abspath $(BIN))/vw probe --out ../store --working --delta $$d --csv ../purity-$$d.csv || exit 1; done; fi
+	rm -rf $(CAND)/clone
 
 clean-build:
 	rm -rf build

@@ -1,8 +1,11 @@
 """The set-up a new user relies on: pinned installs, the conda file, the two README commands, CI."""
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 
@@ -40,3 +43,16 @@ def test_ci_runs_make_test_and_default_run_skips_slow():
     test_recipe = re.search(r"^test: .*\n\t(.*)$", makefile, re.M).group(1)
     assert '-m "not slow and not gpu"' in test_recipe
     assert "ipykernel install --sys-prefix --name vwlib" in makefile
+
+
+def test_make_candidate_measures_in_a_clone_and_refuses_a_missing_argument():
+    if not shutil.which("make"):
+        pytest.skip("no make")
+    dry = subprocess.run(["make", "-n", "candidate", "ROLE=sd", "TASK=generation", "NAME=x",
+                          f"CKPT={ROOT / 'vwlib/checkpoints/mini/sd'}"], cwd=ROOT, capture_output=True, text=True)
+    # the candidate replaces the shipped model in a clone only: the checkout's own checkpoints are never written
+    assert "git clone -q . runs/candidate-x/clone" in dry.stdout
+    assert "cp -r" in dry.stdout and "runs/candidate-x/clone/vwlib/checkpoints/mini/sd" in dry.stdout
+    assert "--working --delta" in dry.stdout and "fidelity --out ../store --concepts 10 --task generation" in dry.stdout
+    bad = subprocess.run(["make", "-o", "install", "candidate", "ROLE=sd"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode != 0 and "give ROLE=" in bad.stdout
