@@ -107,6 +107,8 @@ def test_the_noisy_states_variants_keep_the_encoder_and_scale_the_noise():
     full, quarter = variant_kwargs("sd", "noisy-states"), variant_kwargs("sd", "noisy-states-quarter")
     assert full == {"keep_text": True, "cond_noise": NOISY_STATES} and 0 < NOISY_STATES <= 1
     assert quarter == {"keep_text": True, "cond_noise": NOISY_STATES / 2}
+    deep = variant_kwargs("sd", "deep-open-clip-noisy-states")
+    assert deep == {"text_layers": 12, "text_class": "open_clip", "cond_noise": NOISY_STATES}  # a new encoder
 
 
 @pytest.mark.slow  # 2 s: it builds mini-sd
