@@ -53,7 +53,7 @@ lab: install
 
 ## a candidate mini model (#32), measured in a clone of HEAD with it in place of the shipped one, so that no store of
 ## the shipped world sees it: `vw mini eval`, its task's cells of the fidelity grid and, for mini-sd, `vw probe
-## --working` on those words. Results under runs/candidate-NAME/. Example:
+## --working` on those words and the encoder's own ceiling (`--text-only`). Results under runs/candidate-NAME/:
 ##   make candidate ROLE=sd TASK=generation CKPT=runs/sd-noisy-states NAME=noisy-states
 CAND := runs/candidate-$(NAME)
 candidate: install
@@ -64,7 +64,8 @@ candidate: install
 	  $(abspath $(BIN))/vw mini eval --model $(ROLE) --json > ../eval.json && \
 	  $(abspath $(BIN))/vw fidelity --out ../store --concepts 10 --task $(TASK) --json > ../fidelity.json && \
 	  if [ "$(TASK)" = generation ]; then for d in 0.5 inf; do \
-	    $(abspath $(BIN))/vw probe --out ../store --working --delta $$d --csv ../purity-$$d.csv || exit 1; done; fi
+	    $(abspath $(BIN))/vw probe --out ../store --working --delta $$d --csv ../purity-$$d.csv || exit 1; done && \
+	    $(abspath $(BIN))/vw probe --out ../store --text-only --delta 0.5 --csv ../text-only-0.5.csv; fi
 	rm -rf $(CAND)/clone
 
 clean-build:
