@@ -64,3 +64,16 @@ def test_verdicts_and_unknown_figures():
     with pytest.raises(VWError, match="no reading for figure 'fig9'.*fig6_delta"):
         reading("fig9", {"checks": []})
     assert all(isinstance(v, tuple) for v in FIGURES.values())
+
+
+def test_the_readings_link_to_sections_that_exist_in_results_md():
+    import re
+    from pathlib import Path
+
+    from vwlib.study.readings import CANNOT_SHOW_SECTION, FIDELITY_SECTION
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text()
+    # GitHub's heading anchors: lower case, punctuation but hyphens dropped, spaces to hyphens
+    slugs = {"#" + re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+             for h in re.findall(r"^#+ (.*)$", doc, re.M)}
+    assert FIDELITY_SECTION in slugs and CANNOT_SHOW_SECTION in slugs

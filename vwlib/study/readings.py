@@ -27,6 +27,7 @@ from ..stats import PAPER_ANALOGUE, paper_reference
 
 RESULTS_DOC = "../docs/results.md"  # relative to notebooks/, where the notebooks run
 FIDELITY_SECTION = "#does-the-mini-world-reproduce-the-paper-vw-fidelity"
+CANNOT_SHOW_SECTION = "#what-the-mini-world-cannot-show-and-why-32"  # the checks no mini model reached, and why
 FINDINGS = {"i": "(i) a word near any anchor does the job", "ii": "(ii) such words do not transfer",
             "iii": "(iii) early layers group by anchor, the last by concept"}
 VERDICTS = ("reproduced", "partly", "not reproduced")
@@ -149,7 +150,8 @@ class Reading:
 
     def _repr_html_(self) -> str:
         head = (f"<p><b>Reading</b> — what this figure shows, measured by <code>vw fidelity</code>{self.grid}; "
-                f"why the mini world differs: <a href='{RESULTS_DOC}{FIDELITY_SECTION}'>docs/results.md</a></p>")
+                f"why the mini world differs: <a href='{RESULTS_DOC}{FIDELITY_SECTION}'>docs/results.md</a> "
+                f"(<a href='{RESULTS_DOC}{CANNOT_SHOW_SECTION}'>what it cannot show, and why</a>)</p>")
         if not self.rows:
             return head + "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         summary = "".join(f"<li><b>{html.escape(s['verdict'])}</b>: {html.escape(s['claim'])} "
