@@ -56,8 +56,10 @@ lab: install
 ## --working` on those words and the encoder's own ceiling (`--text-only`). Results under runs/candidate-NAME/:
 ##   make candidate ROLE=sd TASK=generation CKPT=runs/sd-noisy-states NAME=noisy-states
 CAND := runs/candidate-$(NAME)
+CAND_USAGE := make candidate: give ROLE=<clip|scorer|owl|sd> TASK=<generation|detection|classification> \
+	CKPT=<a checkpoint folder> NAME=<a label>
 candidate: install
-	@test -n "$(ROLE)" -a -n "$(TASK)" -a -n "$(NAME)" -a -d "$(CKPT)" || { echo "make candidate: give ROLE=<clip|scorer|owl|sd> TASK=<generation|detection|classification> CKPT=<a checkpoint folder> NAME=<a label>"; exit 2; }
+	@test -n "$(ROLE)" -a -n "$(TASK)" -a -n "$(NAME)" -a -d "$(CKPT)" || { echo "$(CAND_USAGE)"; exit 2; }
 	rm -rf $(CAND) && mkdir -p $(CAND) && git clone -q . $(CAND)/clone
 	rm -rf $(CAND)/clone/vwlib/checkpoints/mini/$(ROLE) && cp -r $(CKPT) $(CAND)/clone/vwlib/checkpoints/mini/$(ROLE)
 	cd $(CAND)/clone && export PYTHONPATH=$$PWD && \

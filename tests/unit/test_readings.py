@@ -2,11 +2,14 @@
 so a failed check reads "not reproduced", a passing one "reproduced", and a claim over cells "partly" when split."""
 
 
+import re
+from pathlib import Path
+
 import pytest
 
 from vwlib.errors import VWError
 from vwlib.study.fidelity import report
-from vwlib.study.readings import FIGURES, NOTES, reading, verdict
+from vwlib.study.readings import CANNOT_SHOW_SECTION, FIDELITY_SECTION, FIGURES, NOTES, reading, verdict
 
 from .test_fidelity_report import _measured
 
@@ -67,11 +70,6 @@ def test_verdicts_and_unknown_figures():
 
 
 def test_the_readings_link_to_sections_that_exist_in_results_md():
-    import re
-    from pathlib import Path
-
-    from vwlib.study.readings import CANNOT_SHOW_SECTION, FIDELITY_SECTION
-
     doc = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text()
     # GitHub's heading anchors: lower case, punctuation but hyphens dropped, spaces to hyphens
     slugs = {"#" + re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")

@@ -51,7 +51,6 @@ VARIANTS: dict[str, dict[str, dict]] = {
            "deep-open-clip-text": dict(OPEN_CLIP_LINEAGE),
            # the shipped encoder; the UNet trained on noisy states: it ignores moves off the captions' manifold
            "noisy-states": {"keep_text": True, "cond_noise": NOISY_STATES},
-           "noisy-states-quarter": {"keep_text": True, "cond_noise": NOISY_STATES / 2},  # ... half the noise
            # the open_clip lineage's encoder (it composes meaning over depth), its UNet trained on noisy states
            "deep-open-clip-noisy-states": {**OPEN_CLIP_LINEAGE, "cond_noise": NOISY_STATES}},
     "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured, not shipped: docs/results.md)
