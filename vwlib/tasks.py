@@ -42,9 +42,9 @@ PROMPTS = {"generation": "a photo of {}", "detection": "{}", "classification": "
 
 # Profile defaults: (steps, lr) per task. paper: docs/spec.md §2 (Adam, lr 1e-4, 1000 steps, batch 8); mini: measured
 # to converge on 2 CPU cores in seconds; tiny: smoke tests.
-# The mini world's budget is the CPU's: at the paper's 1,000 steps mini-objects' unconstrained generation words equal
-# the name (0.91 against 0.72-0.74 at 100; docs/results.md, "what more steps buy"), but the fidelity grid's 900
-# generation words would then take about 2 hours on 2 cores, past its 100-minute budget and make figures' 15.
+# The mini world's budget is the CPU's: at the paper's 1,000 steps the unconstrained generation words equal the name
+# (mini-objects 0.91, mini-instances 0.96; 0.72 and 0.59 at 100: docs/results.md, "what more steps buy"), but the 900
+# generation words of the fidelity grid would then take about 2 hours on 2 cores, past its 100-minute budget.
 DEFAULTS = {
     "paper": {"generation": (1000, 1e-4), "detection": (1000, 1e-4), "classification": (1000, 1e-4)},
     "mini": {"generation": (100, 5e-3), "detection": (200, 5e-3), "classification": (200, 5e-3)},
