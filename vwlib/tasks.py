@@ -40,9 +40,8 @@ from .trials import Trial
 
 PROMPTS = {"generation": "a photo of {}", "detection": "{}", "classification": "a photo of a {}"}
 
-# Profile defaults: (steps, lr) per task. paper: docs/spec.md §2 (Adam, lr 1e-4, 1000 steps, batch 8); mini: measured
-# to converge on 2 CPU cores in seconds; tiny: smoke tests.
-# The mini world's budget is the CPU's: at the paper's 1,000 steps the unconstrained generation words equal the name
+# Profile defaults: (steps, lr) per task. paper: docs/spec.md §2 (Adam, lr 1e-4, 1000 steps, batch 8); tiny: smoke
+# tests; mini: the CPU's budget. At the paper's 1,000 steps the mini unconstrained generation words equal the name
 # (mini-objects 0.91, mini-instances 0.96; 0.72 and 0.59 at 100: docs/results.md, "what more steps buy"), but the 900
 # generation words of the fidelity grid would then take about 2 hours on 2 cores, past its 100-minute budget.
 DEFAULTS = {
