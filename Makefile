@@ -56,6 +56,8 @@ lab: install
 ## --working` on those words and the encoder's own ceiling (`--text-only`). Results under runs/candidate-NAME/:
 ##   make candidate ROLE=sd TASK=generation CKPT=runs/sd-noisy-states NAME=noisy-states
 CAND := runs/candidate-$(NAME)
+# the checkout's venv runs it; the clone's vwlib comes first on PYTHONPATH
+VW := $(abspath $(BIN))/vw
 CAND_USAGE := make candidate: give ROLE=<clip|scorer|owl|sd> TASK=<generation|detection|classification> \
 	CKPT=<a checkpoint folder> NAME=<a label>
 candidate: install
@@ -63,11 +65,11 @@ candidate: install
 	rm -rf $(CAND) && mkdir -p $(CAND) && git clone -q . $(CAND)/clone
 	rm -rf $(CAND)/clone/vwlib/checkpoints/mini/$(ROLE) && cp -r $(CKPT) $(CAND)/clone/vwlib/checkpoints/mini/$(ROLE)
 	cd $(CAND)/clone && export PYTHONPATH=$$PWD && \
-	  $(abspath $(BIN))/vw mini eval --model $(ROLE) --json > ../eval.json && \
-	  $(abspath $(BIN))/vw fidelity --out ../store --concepts 10 --task $(TASK) --json > ../fidelity.json && \
+	  $(VW) mini eval --model $(ROLE) --json > ../eval.json && \
+	  $(VW) fidelity --out ../store --concepts 10 --task $(TASK) --json > ../fidelity.json && \
 	  if [ "$(TASK)" = generation ]; then for d in 0.5 inf; do \
-	    $(abspath $(BIN))/vw probe --out ../store --working --delta $$d --csv ../purity-$$d.csv || exit 1; done && \
-	    $(abspath $(BIN))/vw probe --out ../store --text-only --delta 0.5 --csv ../text-only-0.5.csv; fi
+	    $(VW) probe --out ../store --working --delta $$d --csv ../purity-$$d.csv || exit 1; done && \
+	    $(VW) probe --out ../store --text-only --delta 0.5 --csv ../text-only-0.5.csv; fi
 	rm -rf $(CAND)/clone
 
 clean-build:
