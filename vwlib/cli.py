@@ -474,7 +474,7 @@ def _cmd_fidelity(args) -> int:
     from .study.fidelity import fidelity
 
     result = fidelity(args.out, profile=args.profile, concepts=args.concepts, progress=not args.json,
-                      device=args.device, tasks=tuple(args.task))
+                      device=args.device, tasks=tuple(args.task), steps=args.steps or 0)
     if args.json:
         print(json.dumps(result, default=float))
         return 0
@@ -631,6 +631,9 @@ def _study_commands(sub) -> None:
                    "fidelity grid; fewer for a quick look)")
     s.add_argument("--task", nargs="+", choices=TASKS, default=list(TASKS), help="the tasks whose words are trained "
                    "and judged (each scored in all three models; a later call on the same store adds the others)")
+    s.add_argument("--steps", type=positive_int, help="optimizer steps of every trained word (default: the "
+                   "profile's: 100 for mini generation words; the paper's is 1000). Words of another budget are other "
+                   "trials, kept beside the default's in the same store")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=_cmd_fidelity)
 

@@ -74,6 +74,7 @@ CASES = [
     ("export-word not a trial", ["export-word", "{tmp}", "{tmp}/w.safetensors"], None, "is not a trial directory"),
     ("fidelity concepts", ["fidelity", "--concepts", "0"], None, "argument --concepts: must be >= 1"),
     ("fidelity task", ["fidelity", "--task", "segmentation"], None, "argument --task: invalid choice: 'segmentation'"),
+    ("fidelity steps", ["fidelity", "--steps", "0"], None, "argument --steps: must be >= 1"),
     ("import-word pickle", ["import-word", "{tmp}/w.bin", "--model", "generation", "--dataset", "mini-objects",
                             "--concept", "star"], None, "is a pickle file, which can run code when loaded"),
 ]

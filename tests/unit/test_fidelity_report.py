@@ -142,3 +142,27 @@ def test_the_fidelity_figure_draws_the_curves_the_matrices_and_the_verdicts(chec
     assert [round(y, 3) for y in curves.get_lines()[0].get_ydata()] == [0.475, 0.8, 0.9]
     assert any(l.get_marker() == "*" and l.get_ydata()[0] == 1.0 for l in curves.get_lines())
     assert "15 passed, 6 failed" in fig.axes[5].get_title()
+
+
+def test_fidelity_steps_trains_its_words_at_that_budget_as_other_trials(monkeypatch):
+    """`vw fidelity --steps N`: every trial of the grid carries N (so words of another budget never overwrite the
+    default's in a shared store), the records' stamp says N, and the report names the budget."""
+    from vwlib.study import fidelity as fid
+
+    seen = {}
+
+    def fake_measure(cfg, progress, device):
+        seen["trials"], seen["stamp"] = cfg.trials(), fid._stamp(cfg, "mini-objects", ("generation",))
+        return _measured()
+
+    monkeypatch.setattr(fid, "measure", fake_measure)
+    monkeypatch.setattr(fid, "evaluator_fingerprint", lambda profile, task: task)
+    monkeypatch.setattr(fid, "fingerprint", lambda profile, task: task)
+    result = fid.fidelity("unused", concepts=2, tasks=("generation",), steps=1000)
+    assert {t.steps for t in seen["trials"]} == {1000} and {t.task for t in seen["trials"]} == {"generation"}
+    assert seen["stamp"]["grid"]["steps"] == 1000
+    assert result["steps"] == 1000 and "1000 steps a word" in result["grid"]
+    default = fid.fidelity("unused", concepts=2, tasks=("generation",))
+    assert {t.steps for t in seen["trials"]} == {0} and "the profile's steps" in default["grid"]
+    assert {t.key() for t in seen["trials"]}.isdisjoint(
+        t.key() for t in fid.replace(fid.FIDELITY_GRID, concepts=2, tasks=("generation",), steps=1000).trials())

@@ -414,10 +414,14 @@ def _is_own(frame: pd.DataFrame) -> pd.Series:
 
 
 def fidelity(out: str = FIDELITY_GRID.out, profile: str = "mini", concepts: int = 10, progress: bool = True,
-             device: str = "auto", datasets: tuple = MINI_DATASETS, tasks: tuple = TASKS) -> dict:
+             device: str = "auto", datasets: tuple = MINI_DATASETS, tasks: tuple = TASKS, steps: int = 0) -> dict:
     """Measure (what the store lacks) and report the fidelity grid (`concepts` x `concepts` per dataset, words
-    trained for `tasks`) in result store `out`."""
+    trained for `tasks`, each `steps` optimizer steps; 0: the profile's budget) in result store `out`.
+
+    Usage: fidelity("runs/fidelity-1000", tasks=("generation",), steps=1000)  # the paper's generation budget
+    """
     cfg = replace(FIDELITY_GRID, out=str(out), profile=profile, concepts=concepts, datasets=tuple(datasets),
-                  tasks=tuple(tasks))
-    grid = f"{concepts} × {concepts} concept × anchor grid of each dataset, δ = 0.1, 0.5, ∞"
-    return report(measure(cfg, progress=progress, device=device)) | {"grid": grid}
+                  tasks=tuple(tasks), steps=steps)
+    budget = f"{steps} steps a word" if steps else "the profile's steps"
+    grid = f"{concepts} × {concepts} concept × anchor grid of each dataset, δ = 0.1, 0.5, ∞, {budget}"
+    return report(measure(cfg, progress=progress, device=device)) | {"grid": grid, "steps": steps}
