@@ -11,6 +11,8 @@ Usage:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .engine import masked_adam, nearest_word_distance, project
@@ -44,11 +46,12 @@ def text_only_words(text: TextSide, ids: torch.Tensor, anchor_ids: torch.Tensor,
 
 
 def layer_ceiling(text: TextSide, prompt: str, anchors: list[str], concepts: list[int], names: list[str],
-                  delta: float, steps: int, lr: float) -> list[dict]:
+                  delta: float, steps: int, lr: float, score: Callable[[torch.Tensor], dict] | None = None) -> list[dict]:
     """`vw probe --text-only` for any text encoder (the tower lab's too): word t starts at `anchors[t]` and is
     trained (`text_only_words`) toward the last-layer end-of-text state of its concept's name prompt
     (`names[concepts[t]]` in `prompt`); then per layer 5-NN purity by concept and by anchor, and the share nearest
-    their own name. [{"layer", "words", "purity_concept", "purity_anchor", "near_name", "cosine"}]
+    their own name. [{"layer", "words", "purity_concept", "purity_anchor", "near_name", "cosine"}], each row also
+    holding what `score(words [T, D])` returns (e.g. the words' scores in the model that reads the encoder).
 
     Usage: rows = layer_ceiling(text, "a photo of {}", ["heart", ...], [0, ...], ["star", ...], 0.5, 100, 5e-3)"""
     layers = evenly_spaced_layers(text.num_layers)
@@ -59,10 +62,11 @@ def layer_ceiling(text: TextSide, prompt: str, anchors: list[str], concepts: lis
     words, cosine = text_only_words(text, ids, anchor_ids, name_acts[text.num_layers][own_name], delta, steps, lr)
     acts = pooled_activations(text, ids, anchor_ids, words, layers)
     anchor_codes = label_codes(anchors)
+    scores = score(words) if score else {}
     return [{"layer": k, "words": len(anchors), "purity_concept": knn_purity(x, concepts),
              "purity_anchor": knn_purity(x, anchor_codes),
              "near_name": float((torch.cdist(x, name_acts[k]).argmin(1) == own_name).float().mean()), "cosine": cosine}
-            for k, x in acts.items()]
+            | scores for k, x in acts.items()]
 
 
 def label_codes(labels: list[str]) -> list[int]:

@@ -410,6 +410,9 @@ def _cmd_probe(args) -> int:
     require(args.dataset)
     if args.working and args.text_only:
         raise VWError("--working and --text-only are two different probes: choose one")
+    if args.score and not args.text_only:
+        raise VWError("--score scores the words --text-only trains (the study's own words are scored already: "
+                      "vw results); add --text-only")
     if args.transfer_from == args.task and not (args.working or args.text_only):  # they read no mapped words
         raise VWError(f"--transfer-from must name another task than --task {args.task}: the words mapped in for "
                       f"comparison come from a different model")
@@ -419,8 +422,10 @@ def _cmd_probe(args) -> int:
     cfg = StudyConfig(profile=args.profile, datasets=(args.dataset,), concepts=args.concepts, out=args.out,
                       device=args.device)
     if args.working or args.text_only:
-        probe = working_word_purity if args.working else text_only_purity
-        table = pd.DataFrame(probe(cfg, args.dataset, args.task, args.delta))
+        if args.working:
+            table = pd.DataFrame(working_word_purity(cfg, args.dataset, args.task, args.delta))
+        else:
+            table = pd.DataFrame(text_only_purity(cfg, args.dataset, args.task, args.delta, score=args.score))
         print(table.round(3).to_string(index=False))
         if args.csv:
             table.to_csv(args.csv, index=False)
@@ -590,6 +595,8 @@ def _word_commands(sub) -> None:
     s.add_argument("--text-only", action="store_true",
                    help="the encoder's ceiling: the grid's words trained only to bring their last-layer end-of-text "
                         "state onto their concept's name's (no image, nothing stored), then purity per layer")
+    s.add_argument("--score", action="store_true",
+                   help="with --text-only: also score those words in the task's model, as the study scores its own")
     s.add_argument("--csv", type=new_file, help="write the purity table here")
     s.set_defaults(func=_cmd_probe)
 

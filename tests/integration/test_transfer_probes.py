@@ -171,6 +171,33 @@ def test_text_only_words_reach_their_names_state_only_as_far_as_their_ball_lets_
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing stored
 
 
+@pytest.mark.slow  # 8 s: mini-clip's image side for 3 concepts, and 9 words through its text tower
+def test_text_only_words_are_scored_as_the_study_scores_its_words(tmp_path):
+    """`vw probe --text-only --score`: held at their anchors, the text-only words are the anchor rows themselves, so
+    they score what the anchor words score in the same evaluator (the shipped classifier), over all words and over
+    the unrelated anchors; the names win their votes more often than the unrelated anchors do."""
+    from vwlib.data.datasets import own_anchor
+    from vwlib.models.tokenizer import single_token_id
+    from vwlib.runner import build_task
+    from vwlib.study.config import StudyConfig
+    from vwlib.study.figure_data import grid_trials, text_only_purity
+    from vwlib.tasks import make_batch
+
+    cfg = StudyConfig(profile="mini", datasets=("mini-objects",), tasks=("classification",), concepts=3,
+                      out=str(tmp_path / "runs"), device="cpu")
+    rows = text_only_purity(cfg, "mini-objects", "classification", 1e-9, score=True)
+    flat = [t for r in grid_trials(cfg, "mini-objects", "classification", 1e-9) for t in r]
+    task = build_task("mini", "classification", "mini-objects", {}, device="cpu")
+    ids = torch.tensor([single_token_id(task.text.loaded.tokenizer, t.anchor) for t in flat])
+    rows_of_anchors = task.text.embedding.weight.detach()[ids].float()
+    expected = torch.tensor([m["accuracy"] for m in task.evaluate(rows_of_anchors, make_batch(task, flat))])
+    unrelated = torch.tensor([t.anchor != own_anchor("mini-objects", t.concept) for t in flat])
+    assert expected[~unrelated].mean() > expected[unrelated].mean()  # the mask below can be told apart
+    assert [r["score"] for r in rows] == [pytest.approx(float(expected.mean()))] * len(rows)
+    assert [r["score_unrelated"] for r in rows] == [pytest.approx(float(expected[unrelated].mean()))] * len(rows)
+    assert "score" not in text_only_purity(cfg, "mini-objects", "classification", 1e-9)[0]
+
+
 def test_transfer_evaluation_can_be_limited_to_a_studys_trials(tiny_models, tmp_path):
     store = ResultStore(tmp_path / "runs")
     trials = [Trial("tiny", "classification", "mini-objects", c, "star", math.inf, steps=2) for c in ("star", "ring")]

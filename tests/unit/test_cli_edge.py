@@ -62,6 +62,7 @@ CASES = [
      "working-word purity needs a 0/1 score per word"),
     ("probe working and text-only", ["probe", "--working", "--text-only"], None,
      "--working and --text-only are two different probes: choose one"),
+    ("probe score without text-only", ["probe", "--score"], None, "--score scores the words --text-only trains"),
     ("mini steps", ["mini", "train", "--model", "clip", "--steps", "0"], None, "argument --steps: must be >= 1"),
     ("mini variant without model", ["mini", "train", "--variant", "lexicon"], None, "give --model too"),
     ("mini unknown variant", ["mini", "train", "--model", "sd", "--variant", "lexicon"], None,

@@ -23,6 +23,7 @@ from ..models.text import TextSide
 from ..models.tokenizer import single_token_id
 from ..models.vision import best_boxes, owl_image_side, owl_logits
 from ..runner import build_task, model, run_trials, stored_maps
+from ..stats import HEADLINE
 from ..store import ResultStore
 from ..tasks import DEFAULTS, PROMPTS, make_batch
 from ..trials import Trial, parse_delta
@@ -160,7 +161,8 @@ def working_word_purity(cfg: StudyConfig, dataset: str, task: str = "generation"
     return rows
 
 
-def text_only_purity(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5) -> list[dict]:
+def text_only_purity(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5,
+                     score: bool = False) -> list[dict]:
     """The encoder's own ceiling for Fig. 7: every (concept, anchor) word of the grid trained with no image and no
     model downstream, only to bring its end-of-text state at the last layer of `task`'s text encoder onto its
     concept's name's (cosine; the name: the concept's own anchor word in the same prompt), within its anchor's
@@ -168,15 +170,26 @@ def text_only_purity(cfg: StudyConfig, dataset: str, task: str = "generation", d
     last-layer purity here beside low purity of the trained words (`working_word_purity`) says that the model
     reading the encoder, not the encoder, keeps its words off their names' states. Nothing is stored.
     [{"layer", "words", "purity_concept", "purity_anchor", "near_name", "cosine"}] ("cosine": the words' mean
-    cosine with their name's state at the last layer, repeated on every row)
+    cosine with their name's state at the last layer, repeated on every row). `score`: also score the words in
+    `task`'s model, as the study scores its trained words ("score": their mean headline metric; "score_unrelated":
+    over the anchors that are not their concept's own): do words on their names' states do the task?
 
-    Usage: rows = text_only_purity(cfg, "mini-objects", "generation", 0.5)"""
-    text = TextSide(model({}, cfg.profile, task, cfg.device))
+    Usage: rows = text_only_purity(cfg, "mini-objects", "generation", 0.5, score=True)"""
+    models = {}
+    text = TextSide(model(models, cfg.profile, task, cfg.device))
     flat = [t for r in grid_trials(cfg, dataset, task, delta) for t in r]
     names = list(dict.fromkeys(t.concept for t in flat))
     own = [Trial(cfg.profile, task, dataset, c, own_anchor(dataset, c), math.inf) for c in names]
+
+    def scores(words: torch.Tensor) -> dict:
+        built = build_task(cfg.profile, task, dataset, models, device=cfg.device)
+        values = torch.tensor([float(m[HEADLINE[task][0]]) for m in built.evaluate(words, make_batch(built, flat))])
+        unrelated = torch.tensor([t.anchor != own_anchor(dataset, t.concept) for t in flat])
+        return {"score": float(values.mean()), "score_unrelated": float(values[unrelated].mean())}
+
     return layer_ceiling(text, PROMPTS[task], [t.anchor for t in flat], [names.index(t.concept) for t in flat],
-                         [t.anchor for t in own], parse_delta(delta), *DEFAULTS[cfg.profile][task])
+                         [t.anchor for t in own], parse_delta(delta), *DEFAULTS[cfg.profile][task],
+                         score=scores if score else None)
 
 
 def imported_layer_neighbours(cfg: StudyConfig, dataset: str, task: str = "generation", delta=0.5,
