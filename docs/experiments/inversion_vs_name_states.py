@@ -9,15 +9,18 @@ For the grid's words of one dataset at one δ (10 concepts x 10 anchors), three 
 - name: each concept's own name row (the control).
 Each row's paper loss (`task.losses`, the v-prediction MSE) is averaged over `--draws` calls on batches that see the
 same images, timesteps and noise (one `make_batch` per row kind: each trial's generator gives every kind the same
-sequence), and each word's generation accuracy is the study's evaluator's.
+sequence), on the 8 training images per concept that inversion fits (`--images training`) or on the concept's
+held-out images (`--images held-out`: is a lower loss than the name's a fit to those 8?); each word's generation
+accuracy is the study's evaluator's.
 
 Usage: python docs/experiments/inversion_vs_name_states.py --store runs/fidelity-gen-1000 --steps 1000 \
-           --dataset mini-objects --delta 0.5 [--draws 25] [--csv out.csv]
+           --dataset mini-objects --delta 0.5 [--images held-out] [--draws 25] [--csv out.csv]
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import pandas as pd
 import torch
@@ -29,12 +32,12 @@ from vwlib.models.tokenizer import single_token_id
 from vwlib.runner import build_task, run_trials
 from vwlib.store import ResultStore
 from vwlib.study.config import StudyConfig
-from vwlib.tasks import DEFAULTS, PROMPTS, make_batch
+from vwlib.tasks import DEFAULTS, PROMPTS, GenerationTask, make_batch
 from vwlib.trials import parse_delta
 
 
 def compare(store: str, dataset: str, delta, steps: int = 0, draws: int = 25, profile: str = "mini",
-            concepts: int = 10) -> list[dict]:
+            concepts: int = 10, images: str = "training") -> list[dict]:
     """One dict per grid trial: {"concept", "anchor", "own", "loss_inversion", "loss_text_only", "loss_name",
     "acc_inversion", "acc_text_only"}. Inversion words missing from `store` are trained into it first."""
     cfg = StudyConfig(profile=profile, datasets=(dataset,), tasks=("generation",), deltas=(delta,), concepts=concepts,
@@ -55,11 +58,15 @@ def compare(store: str, dataset: str, delta, steps: int = 0, draws: int = 25, pr
     words = {"inversion": ResultStore(store).load_words(trials).float(), "text_only": text_only.detach(),
              "name": table[torch.tensor([single_token_id(tok, n) for n in names])].float()}
     # the name row sits in the anchor's place of the anchor's prompt, as a trained word does
+    judge = task
+    if images == "held-out":  # the same model and options, its loss drawn from the held-out images instead
+        judge = GenerationTask(task.loaded, replace(task.ds, train=task.ds.val), task.scorer,
+                               batch_per_trial=task.batch_per_trial)
     losses = {}
     with torch.no_grad():
         for kind, w in words.items():
-            batch = make_batch(task, trials)  # fresh generators: every kind sees the same draws
-            losses[kind] = torch.stack([task.losses(w, batch) for _ in range(draws)]).mean(0)
+            batch = make_batch(judge, trials)  # fresh generators: every kind sees the same draws
+            losses[kind] = torch.stack([judge.losses(w, batch) for _ in range(draws)]).mean(0)
     acc = {kind: [float(m["accuracy"]) for m in task.evaluate(words[kind], make_batch(task, trials))]
            for kind in ("inversion", "text_only")}
     return [{"concept": t.concept, "anchor": t.anchor, "own": t.anchor == n,
@@ -85,9 +92,10 @@ def main() -> None:
     p.add_argument("--delta", default="0.5")
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--draws", type=int, default=25)
+    p.add_argument("--images", default="training", choices=["training", "held-out"])
     p.add_argument("--csv")
     args = p.parse_args()
-    rows = compare(args.store, args.dataset, args.delta, args.steps, args.draws)
+    rows = compare(args.store, args.dataset, args.delta, args.steps, args.draws, images=args.images)
     if args.csv:
         pd.DataFrame(rows).to_csv(args.csv, index=False)
     print(summary(rows))
