@@ -46,7 +46,8 @@ def text_only_words(text: TextSide, ids: torch.Tensor, anchor_ids: torch.Tensor,
 
 
 def layer_ceiling(text: TextSide, prompt: str, anchors: list[str], concepts: list[int], names: list[str],
-                  delta: float, steps: int, lr: float, score: Callable[[torch.Tensor], dict] | None = None) -> list[dict]:
+                  delta: float, steps: int, lr: float,
+                  score: Callable[[torch.Tensor], dict] | None = None) -> list[dict]:
     """`vw probe --text-only` for any text encoder (the tower lab's too): word t starts at `anchors[t]` and is
     trained (`text_only_words`) toward the last-layer end-of-text state of its concept's name prompt
     (`names[concepts[t]]` in `prompt`); then per layer 5-NN purity by concept and by anchor, and the share nearest
