@@ -49,14 +49,14 @@ def measure(images: int, dataset: str = "mini-objects", delta=0.5, steps: int = 
     names = sorted({own_anchor(dataset, t.concept) for t in trials})
     name_acts = pooled_activations(text, text.ids([PROMPTS["generation"].format(n) for n in names]),
                                    layers=[last])[last]
-    own = torch.tensor([names.index(own_anchor(dataset, t.concept)) for t in trials])
-    concept_codes = [names.index(own_anchor(dataset, t.concept)) for t in trials]
+    concept_codes = [names.index(own_anchor(dataset, t.concept)) for t in trials]  # each concept's name's index
     anchor_codes = [sorted({t.anchor for t in trials}).index(t.anchor) for t in trials]
     return {"images": images, "steps": steps, "delta": str(delta), "words": len(trials),
             "accuracy": round(sum(accuracy) / len(accuracy), 4),
             "layer1_purity_anchor": round(knn_purity(acts[first], anchor_codes), 4),
             "last_purity_concept": round(knn_purity(acts[last], concept_codes), 4),
-            "last_near_name": round(float((torch.cdist(acts[last], name_acts).argmin(1) == own).float().mean()), 4),
+            "last_near_name": round(float((torch.cdist(acts[last], name_acts).argmin(1)
+                                           == torch.tensor(concept_codes)).float().mean()), 4),
             "seconds": round(time.time() - t0, 1)}
 
 

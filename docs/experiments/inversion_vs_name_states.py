@@ -45,7 +45,8 @@ def compare(store: str, dataset: str, delta, steps: int = 0, draws: int = 25, pr
     trials = cfg.trials()
     models = {}
     task = build_task(profile, "generation", dataset, models)
-    run_trials(trials, ResultStore(store), progress=False, models=models)
+    results = ResultStore(store)
+    run_trials(trials, results, progress=False, models=models)
     text, tok = task.text, task.loaded.tokenizer
     table = text.embedding.weight.detach()
     anchor_ids = torch.tensor([single_token_id(tok, t.anchor) for t in trials])
@@ -55,7 +56,7 @@ def compare(store: str, dataset: str, delta, steps: int = 0, draws: int = 25, pr
     ids = text.ids([PROMPTS["generation"].format(t.anchor) for t in trials])
     text_only, _ = text_only_words(text, ids, anchor_ids, name_states, parse_delta(delta),
                                    *DEFAULTS[profile]["generation"])
-    words = {"inversion": ResultStore(store).load_words(trials).float(), "text_only": text_only.detach(),
+    words = {"inversion": results.load_words(trials).float(), "text_only": text_only.detach(),
              "name": table[torch.tensor([single_token_id(tok, n) for n in names])].float()}
     # the name row sits in the anchor's place of the anchor's prompt, as a trained word does
     judge = task
