@@ -32,7 +32,7 @@ from vwlib.models.tokenizer import single_token_id
 from vwlib.runner import build_task, run_trials
 from vwlib.store import ResultStore
 from vwlib.study.config import StudyConfig
-from vwlib.tasks import DEFAULTS, PROMPTS, GenerationTask, make_batch
+from vwlib.tasks import DEFAULTS, PROMPTS, make_batch, make_task, task_kwargs_for
 from vwlib.trials import parse_delta
 
 
@@ -61,8 +61,8 @@ def compare(store: str, dataset: str, delta, steps: int = 0, draws: int = 25, pr
     # the name row sits in the anchor's place of the anchor's prompt, as a trained word does
     judge = task
     if images == "held-out":  # the same model and options, its loss drawn from the held-out images instead
-        judge = GenerationTask(task.loaded, replace(task.ds, train=task.ds.val), task.scorer,
-                               batch_per_trial=task.batch_per_trial)
+        judge = make_task("generation", task.loaded, replace(task.ds, train=task.ds.val),
+                          **task_kwargs_for(profile, "generation", None) | {"scorer": task.scorer})
     losses = {}
     with torch.no_grad():
         for kind, w in words.items():
