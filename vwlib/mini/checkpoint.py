@@ -43,6 +43,8 @@ def save_compact(loaded, out_dir: str | os.PathLike, seed: int) -> Path:
 
         convert_folder(full, compact, compact_state)
         meta = {"seed": seed, "token_tables": tables, "known_token_ids": known_token_ids().tolist()}
+        if loaded.family == "sd" and loaded.tokenizer.pad_token != "!":  # the pipeline's tokenizer is not shipped
+            meta["pad_token"] = loaded.tokenizer.pad_token
         (compact / MARKER).write_text(json.dumps(meta))
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -171,7 +171,7 @@ def open_clip_init_(text_encoder) -> None:
                 torch.nn.init.normal_(proj.weight, std=std)
 
 
-def build_sd(text_layers: int = TEXT_LAYERS, hidden_act: str = "gelu") -> Loaded:
+def build_sd(text_layers: int = TEXT_LAYERS, hidden_act: str = "gelu", pad_token: str = "!") -> Loaded:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
     text_encoder = sd_text_encoder(text_layers, SEEDS["sd"], hidden_act)
@@ -187,7 +187,7 @@ def build_sd(text_layers: int = TEXT_LAYERS, hidden_act: str = "gelu") -> Loaded
     )
     scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=False,
                               set_alpha_to_one=False, prediction_type="v_prediction", timestep_spacing="trailing")
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(pad_token="!"),
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(pad_token=pad_token),
                                    unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)

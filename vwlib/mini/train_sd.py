@@ -87,6 +87,14 @@ OPEN_CLIP_LINEAGE = {"text_layers": DEEP_TEXT, "text_class": "open_clip"}
 # word is left the names' route. Measured (docs/results.md): the words grouped by concept at the last layer less, not
 # more (0.17 on v4's encoder, 0.09 on the open_clip lineage's; v4 0.20): not shipped.
 NOISY_STATES = 0.5
+# Mini-sd's UNet reads a word mostly from the 71 padding states after the end-of-text token, and with "!" padding those
+# carry little of the end-of-text state's meaning (cosine 0.22 between them; the text-only δ = 0.5 words, on their
+# names' end-of-text states, group by concept at 0.83 there and at 0.32 in the padding's mean): inversion shapes the
+# padding, so nothing holds its words' end-of-text states, which Fig. 7 reads, to their concept. Padded with the
+# end-of-text token itself (CLIP's own tokenizer and SD 1.x pad so), the same frozen encoder's padding states follow
+# its end-of-text state (cosine 0.76; the text-only words' padding groups by concept at 0.67). A candidate (#32): the
+# shipped encoder, the UNet continued on captions padded so (docs/experiments: `padding_states.py`).
+EOS_PADDING = "<|endoftext|>"
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
 
@@ -121,7 +129,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
              resume_dir: Path | None = None, warm_from: Loaded | None = None, keep_text: bool = False,
              synonyms_per_shape: int = 0, synonym_share: float = 0.0, tail_dropout: float = 0.0,
              largest_only: float = 0.3, null_share: float = 0.0, text_layers: int = TEXT_LAYERS,
-             text_class: str = "clip_text_model", cond_noise: float = 0.0):
+             text_class: str = "clip_text_model", cond_noise: float = 0.0, pad_token: str = "!"):
     """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower,
     centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
     it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
@@ -140,7 +148,8 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     open_clip mini text tower, then converted into the CLIPTextModel by `clip_text_model_from_open_clip`, as SD 2.1's
     was from OpenCLIP; OPEN_CLIP_LINEAGE). `cond_noise`: Gaussian noise on the states the UNet reads in training, one
     draw per caption at every position, of norm `cond_noise` x the mean distance between the shape names' end-of-text
-    states (`name_state_spread`; NOISY_STATES).
+    states (`name_state_spread`; NOISY_STATES). `pad_token`: what the UNet's captions are padded with, and the
+    saved pipeline's tokenizer with them ("!" as SD 2.1; "<|endoftext|>": EOS_PADDING).
     Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
     if text_class not in ("clip_text_model", "open_clip"):
         raise ValueError(f"train_sd(text_class={text_class!r}): choose 'clip_text_model' or 'open_clip'")
@@ -149,7 +158,7 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     if keep_text and (text_layers != TEXT_LAYERS or text_class != "clip_text_model"):
         raise ValueError(f"train_sd(keep_text=True) keeps warm_from's {TEXT_LAYERS}-block encoder: a "
                          f"{text_layers}-block one or one of another class is trained afresh (keep_text=False)")
-    loaded = build_sd(text_layers, "quick_gelu" if text_class == "open_clip" else "gelu")
+    loaded = build_sd(text_layers, "quick_gelu" if text_class == "open_clip" else "gelu", pad_token)
     pipe = loaded.model.to(device)
     if keep_text:
         pipe.text_encoder.load_state_dict(warm_from.model.text_encoder.state_dict())
@@ -182,10 +191,11 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     scale = float(1.0 / means.std())
     pipe.vae.register_to_config(scaling_factor=scale)
     latents = means * scale
-    ids = tokenize(loaded.tokenizer, pool.captions, 77, pad_id=0)
-    empty = tokenize(loaded.tokenizer, [""], 77, pad_id=0)[0]
+    pad_id = loaded.tokenizer.pad_token_id
+    ids = tokenize(loaded.tokenizer, pool.captions, 77, pad_id)
+    empty = tokenize(loaded.tokenizer, [""], 77, pad_id)[0]
     if null_share:
-        null_ids = tokenize(loaded.tokenizer, null_word_captions(), 77, pad_id=0)
+        null_ids = tokenize(loaded.tokenizer, null_word_captions(), 77, pad_id)
     unet, text_encoder, scheduler = pipe.unet.train(), pipe.text_encoder, pipe.scheduler
     with torch.no_grad():
         empty_cond = text_encoder(empty[None].to(device))[0]  # [1, 77, D]
@@ -240,7 +250,7 @@ def name_state_spread(loaded: Loaded, device: str = "cpu") -> float:
     concept.
 
     Usage: name_state_spread(load_model("mini", "generation"))   # vwlib.models.profiles.load_model: a float"""
-    ids = tokenize(loaded.tokenizer, [f"a photo of {s}" for s in SHAPES], 77, pad_id=0).to(device)
+    ids = tokenize(loaded.tokenizer, [f"a photo of {s}" for s in SHAPES], 77, loaded.tokenizer.pad_token_id).to(device)
     states = loaded.model.text_encoder(ids)[0]  # [S, 77, D]
     eot = states[torch.arange(len(ids)), first_eos(ids)]  # [S, D]
     return float(torch.pdist(eot).mean())

@@ -68,15 +68,16 @@ def convert_folder(src_dir: Path, dst_dir: Path, convert) -> None:
 LAYOUT = "v2"  # of the materialised folder: v2 adds the tokenizer of a pipeline folder
 
 
-def _write_rebuildable_files(out: Path) -> None:
+def _write_rebuildable_files(out: Path, pad_token: str) -> None:
     """Files a library can rebuild are not shipped but written here, so the folder is complete for stock loaders:
-    a diffusers pipeline folder gets SD 2.1's tokenizer (the CLIP BPE, padding with "!")."""
+    a diffusers pipeline folder gets the CLIP BPE tokenizer, padding with the pad token the model was trained with
+    (SD 2.1's "!" unless the checkpoint's marker names another)."""
     index_path = out / "model_index.json"
     if not index_path.is_file():
         return
     index = json.loads(index_path.read_text())
     if index.get("tokenizer", [None])[0] is None:
-        clip_tokenizer(pad_token="!").save_pretrained(out / "tokenizer")
+        clip_tokenizer(pad_token=pad_token).save_pretrained(out / "tokenizer")
         index["tokenizer"] = ["transformers", "CLIPTokenizer"]
         index_path.write_text(json.dumps(index, indent=2))
 
@@ -87,7 +88,8 @@ def materialise(path: str | os.PathLike) -> Path:
     target = cache_root() / "mini" / f"{path.name}-{digest(path)}-{LAYOUT}"
     if target.is_dir():
         return target
-    seed = json.loads((path / MARKER).read_text())["seed"]
+    meta = json.loads((path / MARKER).read_text())
+    seed = meta["seed"]
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / "model"
@@ -106,7 +108,7 @@ def materialise(path: str | os.PathLike) -> Path:
             return full
 
         convert_folder(path, out, full_state)
-        _write_rebuildable_files(out)
+        _write_rebuildable_files(out, meta.get("pad_token", "!"))
         try:
             os.replace(out, target)
         except OSError:  # another process materialised it first

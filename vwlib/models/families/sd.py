@@ -2,6 +2,8 @@
 
 SD 2.1's text encoder is OpenCLIP ViT-H's text tower as a transformers `CLIPTextModel` (the penultimate-layer variant:
 23 blocks), pads with "!" (id 0) to 77 tokens, and conditions the UNet on its whole last hidden state [B, 77, D].
+Prompts are padded with the pipeline's own tokenizer's pad token ("!" for SD 2.x; "<|endoftext|>" for SD 1.x and a
+mini-sd candidate trained so, #32): the UNet reads the padding's states, so they must be the ones it was trained on.
 SD 2.1 (768) is a v-prediction model sampled with DDIM.
 """
 
@@ -21,6 +23,10 @@ from .paper_configs import SD21_SCHEDULER, SD21_TEXT_ENCODER, SD21_UNET, SD21_VA
 class SDFamily(Family):
     name = "sd"
     pooled = False  # the UNet attends to every position of the 77
+
+    @property
+    def pad_id(self) -> int:
+        return self.model.tokenizer.pad_token_id
     key_file = "model_index.json"
 
     @property
