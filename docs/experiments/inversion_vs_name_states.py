@@ -36,10 +36,11 @@ from vwlib.tasks import DEFAULTS, PROMPTS, make_batch, make_task, task_kwargs_fo
 from vwlib.trials import parse_delta
 
 
-def compare(store: str, dataset: str, delta, steps: int = 0, draws: int = 25, profile: str = "mini",
-            concepts: int = 10, images: str = "training") -> list[dict]:
-    """One dict per grid trial: {"concept", "anchor", "own", "loss_inversion", "loss_text_only", "loss_name",
-    "acc_inversion", "acc_text_only"}. Inversion words missing from `store` are trained into it first."""
+def grid_words(store: str, dataset: str, delta, steps: int = 0, profile: str = "mini", concepts: int = 10) -> dict:
+    """The grid's generation words of one dataset at one δ (10 concepts x 10 anchors), with what they were trained
+    in: {"task", "trials", "names" (each trial's concept name), "ids" [T, L] (each trial's prompt, its anchor in the
+    word's place), "anchor_ids" [T], "words": {"inversion", "text_only", "name"}: [T, D] each}. Inversion words
+    missing from `store` are trained into it first."""
     cfg = StudyConfig(profile=profile, datasets=(dataset,), tasks=("generation",), deltas=(delta,), concepts=concepts,
                       anchors="grid", steps=steps, out=store, device="cpu")
     trials = cfg.trials()
@@ -58,6 +59,15 @@ def compare(store: str, dataset: str, delta, steps: int = 0, draws: int = 25, pr
                                    *DEFAULTS[profile]["generation"])
     words = {"inversion": results.load_words(trials).float(), "text_only": text_only.detach(),
              "name": table[torch.tensor([single_token_id(tok, n) for n in names])].float()}
+    return {"task": task, "trials": trials, "names": names, "ids": ids, "anchor_ids": anchor_ids, "words": words}
+
+
+def compare(store: str, dataset: str, delta, steps: int = 0, draws: int = 25, profile: str = "mini",
+            concepts: int = 10, images: str = "training") -> list[dict]:
+    """One dict per grid trial: {"concept", "anchor", "own", "loss_inversion", "loss_text_only", "loss_name",
+    "acc_inversion", "acc_text_only"}. Inversion words missing from `store` are trained into it first."""
+    grid = grid_words(store, dataset, delta, steps, profile, concepts)
+    task, trials, names, words = grid["task"], grid["trials"], grid["names"], grid["words"]
     # the name row sits in the anchor's place of the anchor's prompt, as a trained word does
     judge = task
     if images == "held-out":  # the same model and options, its loss drawn from the held-out images instead
