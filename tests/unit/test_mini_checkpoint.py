@@ -1,3 +1,5 @@
+import json
+
 import torch
 
 from vwlib.mini.checkpoint import save_compact
@@ -5,6 +7,7 @@ from vwlib.mini.models import SEEDS, build_mini
 from vwlib.mini.vocab import known_token_ids
 from vwlib.models.compact import is_compact, known_ids, materialise
 from vwlib.models.loaders import load_from_dir
+from vwlib.paths import CHECKPOINTS
 
 
 def test_compact_checkpoint_round_trip(tmp_path, monkeypatch):
@@ -55,3 +58,21 @@ def test_materialised_mini_sd_is_a_complete_diffusers_folder(tmp_path, monkeypat
     width = pipe.text_encoder.get_input_embeddings().weight.shape[1]
     pipe.load_textual_inversion({"<w>": torch.zeros(width)}, token="<w>")
     assert pipe.tokenizer.convert_tokens_to_ids("<w>") == 49408
+
+
+def test_a_mini_sd_trained_on_end_of_text_padding_is_read_back_padding_so(tmp_path, monkeypatch):
+    """The UNet reads the padding's states, so a mini-sd trained on captions padded with the end-of-text token
+    (train_sd(pad_token=...), #32's eos-padding candidate) must be prompted padded so after a round trip through its
+    compact checkpoint, whose tokenizer is not shipped (the shipped one pads with "!": the test above)."""
+    from vwlib.mini.models import build_sd
+    from vwlib.models.compact import MARKER
+    from vwlib.models.text import TextSide
+    from vwlib.models.tokenizer import EOS_ID
+
+    monkeypatch.setenv("VWLIB_CACHE", str(tmp_path / "cache"))
+    compact = save_compact(build_sd(pad_token="<|endoftext|>"), tmp_path / "sd", seed=SEEDS["sd"])
+    assert json.loads((compact / MARKER).read_text())["pad_token"] == "<|endoftext|>"
+    text = TextSide(load_from_dir("sd", materialise(compact)))
+    ids = text.ids(["a photo of a star"])[0]
+    assert text.pad_id == EOS_ID and ids[6] == EOS_ID and ids[7:].eq(EOS_ID).all()
+    assert TextSide(load_from_dir("sd", materialise(CHECKPOINTS / "mini" / "sd"))).ids(["a star"])[0, 4:].eq(0).all()
