@@ -54,7 +54,9 @@ VARIANTS: dict[str, dict[str, dict]] = {
            # the open_clip lineage's encoder (it composes meaning over depth), its UNet trained on noisy states
            "deep-open-clip-noisy-states": {**OPEN_CLIP_LINEAGE, "cond_noise": NOISY_STATES},
            # the shipped encoder; captions padded with the end-of-text token: the padding the UNet reads follows it
-           "eos-padding": {"keep_text": True, "pad_token": EOS_PADDING}},
+           "eos-padding": {"keep_text": True, "pad_token": EOS_PADDING},
+           # ... on the open_clip lineage's encoder, whose early layers still group a moved word by its anchor
+           "deep-open-clip-eos-padding": {**OPEN_CLIP_LINEAGE, "pad_token": EOS_PADDING}},
     "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured, not shipped: docs/results.md)
             "lexicon-towers": {**LEXICON, "lexicon_in_queries": False},  # the queries keep the bare names
             "more-detection": {"warm_from": "shipped", "lr": 3e-4},  # the shipped one's detection stage, continued
