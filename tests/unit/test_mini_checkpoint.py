@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from vwlib.mini.checkpoint import save_compact
@@ -60,6 +61,7 @@ def test_materialised_mini_sd_is_a_complete_diffusers_folder(tmp_path, monkeypat
     assert pipe.tokenizer.convert_tokens_to_ids("<w>") == 49408
 
 
+@pytest.mark.slow  # builds, saves and loads a mini-sd (2 s) for a candidate the shipped world does not use
 def test_a_mini_sd_trained_on_end_of_text_padding_is_read_back_padding_so(tmp_path, monkeypatch):
     """The UNet reads the padding's states, so a mini-sd trained on captions padded with the end-of-text token
     (train_sd(pad_token=...), #32's eos-padding candidate) must be prompted padded so after a round trip through its
