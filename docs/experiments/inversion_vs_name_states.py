@@ -96,15 +96,21 @@ def summary(rows: list[dict]) -> dict:
             "inversion_lower": round(float((diff < 0).mean()), 2)}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def grid_arguments(description: str) -> argparse.ArgumentParser:
+    """The command line of a script over `grid_words`: --store, --dataset, --delta, --steps, --csv."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--store", required=True)
     p.add_argument("--dataset", default="mini-objects")
     p.add_argument("--delta", default="0.5")
     p.add_argument("--steps", type=int, default=0)
+    p.add_argument("--csv")
+    return p
+
+
+def main() -> None:
+    p = grid_arguments(__doc__.split("\n\n")[0])
     p.add_argument("--draws", type=int, default=25)
     p.add_argument("--images", default="training", choices=["training", "held-out"])
-    p.add_argument("--csv")
     args = p.parse_args()
     rows = compare(args.store, args.dataset, args.delta, args.steps, args.draws, images=args.images)
     if args.csv:

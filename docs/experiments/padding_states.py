@@ -18,7 +18,6 @@ Usage: python docs/experiments/padding_states.py --store runs/fidelity-gen-1000 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from vwlib.models.probes import knn_purity
 from vwlib.models.tokenizer import EOS_ID, first_eos
 
 sys.path.insert(0, str(Path(__file__).parent))
-from inversion_vs_name_states import grid_words  # noqa: E402  (a sibling script)
+from inversion_vs_name_states import grid_arguments, grid_words  # noqa: E402  (a sibling script)
 
 PADDINGS = {"!": 0, "<|endoftext|>": EOS_ID}
 
@@ -67,13 +66,7 @@ def padding_rows(store: str, dataset: str, delta, steps: int = 0, profile: str =
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--store", required=True)
-    p.add_argument("--dataset", default="mini-objects")
-    p.add_argument("--delta", default="0.5")
-    p.add_argument("--steps", type=int, default=0)
-    p.add_argument("--csv")
-    args = p.parse_args()
+    args = grid_arguments(__doc__.split("\n\n")[0]).parse_args()
     rows = padding_rows(args.store, args.dataset, args.delta, args.steps)
     df = pd.DataFrame(rows)
     if args.csv:
