@@ -23,11 +23,11 @@ from .paper_configs import SD21_SCHEDULER, SD21_TEXT_ENCODER, SD21_UNET, SD21_VA
 class SDFamily(Family):
     name = "sd"
     pooled = False  # the UNet attends to every position of the 77
+    key_file = "model_index.json"
 
     @property
     def pad_id(self) -> int:
-        return self.model.tokenizer.pad_token_id
-    key_file = "model_index.json"
+        return self.model.tokenizer.pad_token_id  # the UNet was trained on this padding (module docstring)
 
     @property
     def text_module(self):
