@@ -48,16 +48,16 @@ def padding_rows(store: str, dataset: str, delta, steps: int = 0, profile: str =
     text, trials, ids = grid["task"].text, grid["trials"], grid["ids"]
     labels = {by: np.unique([getattr(t, by) for t in trials], return_inverse=True)[1] for by in ("concept", "anchor")}
     eos = first_eos(ids)
+    positions = list(enumerate(eos.tolist()))  # (row, its end-of-text position)
     rows = []
     for kind in ("inversion", "text_only"):
         for pad_name, pad_id in PADDINGS.items():
             with torch.no_grad():
                 h = text.encode(padded(ids, pad_id), grid["anchor_ids"], grid["words"][kind]).float()  # [T, L, D]
             views = {"eos": h[torch.arange(len(h)), eos],
-                     "pad_mean": torch.stack([h[i, e + 1:].mean(0) for i, e in enumerate(eos.tolist())]),
-                     "tail": torch.stack([h[i, e:].flatten() for i, e in enumerate(eos.tolist())])}
-            cos = torch.stack([F.cosine_similarity(h[i, e + 1:], h[i, e][None]).mean()
-                               for i, e in enumerate(eos.tolist())])
+                     "pad_mean": torch.stack([h[i, e + 1:].mean(0) for i, e in positions]),
+                     "tail": torch.stack([h[i, e:].flatten() for i, e in positions])}
+            cos = torch.stack([F.cosine_similarity(h[i, e + 1:], h[i, e][None]).mean() for i, e in positions])
             rows.append({"dataset": dataset, "delta": str(delta), "steps": steps, "kind": kind, "padding": pad_name,
                          "words": len(trials), "cos_eos_pad": round(float(cos.mean()), 3),
                          **{f"{view}_by_{by}": round(knn_purity(x, labels[by]), 3)
