@@ -125,3 +125,35 @@ def test_the_name_state_spread_is_the_mean_distance_between_the_names_pooled_sta
     distances = [float((pooled[i] - pooled[j]).norm()) for i in range(len(SHAPES)) for j in range(i)]
     spread = name_state_spread(loaded)
     assert spread > 0 and spread == pytest.approx(sum(distances) / len(distances), rel=1e-5)
+
+
+def test_the_clip_images_variant_fits_its_encoder_to_mini_clips_image_tower(monkeypatch):
+    """`clip-images-eos-padding`: the open_clip lineage padded with its end-of-text token, its new encoder fitted to
+    mini-clip's image tower instead of mini-scorer's; both the seeded tower and its fit must use that image tower."""
+    from vwlib.mini import train_sd as module
+
+    kwargs = variant_kwargs("sd", "clip-images-eos-padding")
+    assert kwargs == {"text_layers": 12, "text_class": "open_clip", "pad_token": module.EOS_PADDING,
+                      "text_image": "clip"}
+    seen, seeded = {}, module.seeded_open_clip
+
+    class Fitted(Exception):
+        pass
+
+    def fake_seeded(layers, seed, image):
+        seen["seeded"] = image
+        return seeded(2, seed, image)
+
+    def fake_fit(tower, tokenizer, recipe, seed, image, **fit):
+        seen["fit"] = image
+        raise Fitted
+
+    monkeypatch.setattr(module, "seeded_open_clip", fake_seeded)
+    monkeypatch.setattr(module, "fit_text_tower", fake_fit)
+    with pytest.raises(Fitted):
+        module.train_sd(steps=1, text_layers=2, text_class="open_clip", text_image="clip")
+    assert seen == {"seeded": "clip", "fit": "clip"}
+    with pytest.raises(ValueError, match="choose one of clip, scorer"):
+        module.train_sd(steps=1, text_image="owl")
+    with pytest.raises(ValueError, match="trained afresh"):
+        module.train_sd(steps=1, keep_text=True, warm_from=object(), text_image="clip")

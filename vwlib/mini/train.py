@@ -25,8 +25,8 @@ from .contrastive import open_clip_tower, train_contrastive
 from .lab import RECIPES, WORLD_RECIPE, Recipe, fit_text_tower
 from .models import IMAGE_SIZE, SEEDS, build_mini
 from .train_owl import LEXICON, train_owl
-from .train_sd import (DEEP_TEXT, EOS_PADDING, NOISY_STATES, NULL_WORDS, OPEN_CLIP_LINEAGE, SCENES_BY_LARGEST,
-                       TAIL_DROPOUT, UNET_LEXICON, train_sd)
+from .train_sd import (CLIP_IMAGES, DEEP_TEXT, EOS_PADDING, NOISY_STATES, NULL_WORDS, OPEN_CLIP_LINEAGE,
+                       SCENES_BY_LARGEST, TAIL_DROPOUT, UNET_LEXICON, train_sd)
 
 # sd: with 6-block text encoders over frozen known rows, 6,000 UNet steps generated at 0.62 (bar 0.70) from scratch;
 # v4 goes on from the shipped UNet (train_sd) for 5,000
@@ -56,7 +56,9 @@ VARIANTS: dict[str, dict[str, dict]] = {
            # the shipped encoder; captions padded with the end-of-text token: the padding the UNet reads follows it
            "eos-padding": {"keep_text": True, "pad_token": EOS_PADDING},
            # ... on the open_clip lineage's encoder, whose early layers still group a moved word by its anchor
-           "deep-open-clip-eos-padding": {**OPEN_CLIP_LINEAGE, "pad_token": EOS_PADDING}},
+           "deep-open-clip-eos-padding": {**OPEN_CLIP_LINEAGE, "pad_token": EOS_PADDING},
+           # ... its encoder fitted to mini-clip's image tower, in which a moved word keeps its anchor at layer 1
+           "clip-images-eos-padding": dict(CLIP_IMAGES)},
     "owl": {"lexicon": dict(LEXICON),  # towers and queries (measured, not shipped: docs/results.md)
             "lexicon-towers": {**LEXICON, "lexicon_in_queries": False},  # the queries keep the bare names
             "more-detection": {"warm_from": "shipped", "lr": 3e-4},  # the shipped one's detection stage, continued

@@ -32,7 +32,7 @@ from ..models.tokenizer import first_eos
 from .common import Resume, param_groups, tokenize, warmup_cosine
 from .contrastive import TextTowerPretraining, open_clip_tower
 from .data import PREFIXES, caption_pool
-from .lab import RECIPES, WORLD_RECIPE, fit_text_tower, seeded_open_clip
+from .lab import IMAGE_TOWERS, RECIPES, WORLD_RECIPE, fit_text_tower, seeded_open_clip
 from .models import IMAGE_SIZE, SEEDS, TEXT_LAYERS, build_sd, clip_text_model_from_open_clip
 from .vocab import known_words, shape_synonyms, world_words
 
@@ -97,6 +97,13 @@ NOISY_STATES = 0.5
 # (docs/results.md): the δ = 0.5 words group by concept at the last layer at 0.34, and 0.45 on the open_clip lineage's
 # encoder (v4 0.20), and by anchor at layer 1 at 0.39 and 0.41 (v4 0.59); 32 and 33 of 40 checks: not shipped.
 EOS_PADDING = "<|endoftext|>"
+# Both halves of Fig. 7 at once need an encoder in which a word on its name's route stays in its anchor's group at
+# layer 1. The tower lab's 12-block open_clip towers keep it so fitted to mini-clip's image tower (by anchor 0.75 at
+# layer 1, by concept 0.84 at the last) more than fitted to mini-scorer's (0.48 / 0.79), and the open_clip lineage's
+# encoder fitted to mini-scorer's, padded with its end-of-text token, let layer 1 go (0.41). A candidate (#32): that
+# lineage and padding, the encoder fitted to mini-clip's image tower. Its risk is finding (ii): the classifier's text
+# tower is fitted to the same image tower (each keeps its own seed, pool and lexicon), so words may transfer.
+CLIP_IMAGES = {**OPEN_CLIP_LINEAGE, "pad_token": EOS_PADDING, "text_image": "clip"}
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
 
@@ -131,7 +138,8 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
              resume_dir: Path | None = None, warm_from: Loaded | None = None, keep_text: bool = False,
              synonyms_per_shape: int = 0, synonym_share: float = 0.0, tail_dropout: float = 0.0,
              largest_only: float = 0.3, null_share: float = 0.0, text_layers: int = TEXT_LAYERS,
-             text_class: str = "clip_text_model", cond_noise: float = 0.0, pad_token: str = "!"):
+             text_class: str = "clip_text_model", cond_noise: float = 0.0, pad_token: str = "!",
+             text_image: str = "scorer"):
     """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower,
     centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
     it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
@@ -151,15 +159,19 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     was from OpenCLIP; OPEN_CLIP_LINEAGE). `cond_noise`: Gaussian noise on the states the UNet reads in training, one
     draw per caption at every position, of norm `cond_noise` x the mean distance between the shape names' end-of-text
     states (`name_state_spread`; NOISY_STATES). `pad_token`: what the UNet's captions are padded with, and the
-    saved pipeline's tokenizer with them ("!" as SD 2.1; "<|endoftext|>": EOS_PADDING).
+    saved pipeline's tokenizer with them ("!" as SD 2.1; "<|endoftext|>": EOS_PADDING). `text_image`: the shipped
+    image tower a new text encoder is fitted to ("scorer", mini-scorer's; "clip", mini-clip's: CLIP_IMAGES).
     Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
     if text_class not in ("clip_text_model", "open_clip"):
         raise ValueError(f"train_sd(text_class={text_class!r}): choose 'clip_text_model' or 'open_clip'")
     if keep_text and warm_from is None:
         raise ValueError("train_sd(keep_text=True) keeps warm_from's text encoder: pass warm_from=<a mini-sd>")
-    if keep_text and (text_layers != TEXT_LAYERS or text_class != "clip_text_model"):
+    if text_image not in IMAGE_TOWERS:
+        raise ValueError(f"train_sd(text_image={text_image!r}): choose one of {', '.join(IMAGE_TOWERS)}")
+    if keep_text and (text_layers != TEXT_LAYERS or text_class != "clip_text_model" or text_image != "scorer"):
         raise ValueError(f"train_sd(keep_text=True) keeps warm_from's {TEXT_LAYERS}-block encoder: a "
-                         f"{text_layers}-block one or one of another class is trained afresh (keep_text=False)")
+                         f"{text_layers}-block one, one of another class or one fitted to another image tower is "
+                         "trained afresh (keep_text=False)")
     loaded = build_sd(text_layers, "quick_gelu" if text_class == "open_clip" else "gelu", pad_token)
     pipe = loaded.model.to(device)
     if keep_text:
@@ -170,12 +182,12 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
         fit = dict(device=device, resume=Resume(resume_dir and resume_dir / "text.pt"), desc="mini-sd text tower",
                    log_every=log_every)
         if text_class == "open_clip":
-            tower = seeded_open_clip(text_layers, SEEDS["sd"], "scorer").model
-            text_curve = fit_text_tower(open_clip_tower(tower), loaded.tokenizer, recipe, TEXT_SEED, "scorer", **fit)
+            tower = seeded_open_clip(text_layers, SEEDS["sd"], text_image).model
+            text_curve = fit_text_tower(open_clip_tower(tower), loaded.tokenizer, recipe, TEXT_SEED, text_image, **fit)
             clip_text_model_from_open_clip(tower, pipe.text_encoder)
         else:
             pretraining = TextTowerPretraining(pipe.text_encoder, SIZE)
-            text_curve = fit_text_tower(pretraining.tower(), loaded.tokenizer, recipe, TEXT_SEED, "scorer", **fit)
+            text_curve = fit_text_tower(pretraining.tower(), loaded.tokenizer, recipe, TEXT_SEED, text_image, **fit)
     pipe.text_encoder.eval().requires_grad_(False)  # frozen from here on, as SD 2.1's
     pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share,
                         largest_only=largest_only, synonyms_per_shape=synonyms_per_shape,
