@@ -127,6 +127,29 @@ def test_the_name_state_spread_is_the_mean_distance_between_the_names_pooled_sta
     assert spread > 0 and spread == pytest.approx(sum(distances) / len(distances), rel=1e-5)
 
 
+def _fit_records(monkeypatch, module, seen: dict, load_shipped: bool):
+    """Patch train_sd's seeded tower and fit to record the image tower they are given, and stop there."""
+    seeded = module.seeded_open_clip
+
+    def fake_seeded(layers, seed, image):
+        seen["seeded"] = image
+        return seeded(2, seed, image)
+
+    def fake_fit(tower, tokenizer, recipe, seed, image, **fit):
+        seen["fit"] = image
+        if load_shipped:  # what the real fit does first: the shipped image tower must fit the encoder's own
+            from vwlib.mini.lab import _shipped_clip
+            tower.image_module.load_state_dict(_shipped_clip(False, image).model.visual.state_dict())
+        raise Fitted
+
+    monkeypatch.setattr(module, "seeded_open_clip", fake_seeded)
+    monkeypatch.setattr(module, "fit_text_tower", fake_fit)
+
+
+class Fitted(Exception):
+    pass
+
+
 def test_the_clip_images_variant_fits_its_encoder_to_mini_clips_image_tower(monkeypatch):
     """`clip-images-eos-padding`: the open_clip lineage padded with its end-of-text token, its new encoder fitted to
     mini-clip's image tower instead of mini-scorer's; both the seeded tower and its fit must use that image tower."""
@@ -135,21 +158,8 @@ def test_the_clip_images_variant_fits_its_encoder_to_mini_clips_image_tower(monk
     kwargs = variant_kwargs("sd", "clip-images-eos-padding")
     assert kwargs == {"text_layers": 12, "text_class": "open_clip", "pad_token": module.EOS_PADDING,
                       "text_image": "clip"}
-    seen, seeded = {}, module.seeded_open_clip
-
-    class Fitted(Exception):
-        pass
-
-    def fake_seeded(layers, seed, image):
-        seen["seeded"] = image
-        return seeded(2, seed, image)
-
-    def fake_fit(tower, tokenizer, recipe, seed, image, **fit):
-        seen["fit"] = image
-        raise Fitted
-
-    monkeypatch.setattr(module, "seeded_open_clip", fake_seeded)
-    monkeypatch.setattr(module, "fit_text_tower", fake_fit)
+    seen = {}
+    _fit_records(monkeypatch, module, seen, load_shipped=False)
     with pytest.raises(Fitted):
         module.train_sd(steps=1, text_layers=2, text_class="open_clip", text_image="clip")
     assert seen == {"seeded": "clip", "fit": "clip"}
@@ -157,3 +167,17 @@ def test_the_clip_images_variant_fits_its_encoder_to_mini_clips_image_tower(monk
         module.train_sd(steps=1, text_image="owl")
     with pytest.raises(ValueError, match="trained afresh"):
         module.train_sd(steps=1, keep_text=True, warm_from=object(), text_image="clip")
+
+
+@pytest.mark.slow  # 5 s: it loads the shipped image towers
+@pytest.mark.parametrize("text_class", ["open_clip", "clip_text_model"])
+@pytest.mark.parametrize("image", ["clip", "scorer"])
+def test_either_class_of_encoder_is_trained_beside_an_image_tower_that_takes_the_shipped_one(monkeypatch, text_class,
+                                                                                             image):
+    from vwlib.mini import train_sd as module
+
+    seen = {}
+    _fit_records(monkeypatch, module, seen, load_shipped=True)
+    with pytest.raises(Fitted):
+        module.train_sd(steps=1, text_layers=2, text_class=text_class, text_image=image)
+    assert seen["fit"] == image

@@ -143,27 +143,27 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
              largest_only: float = 0.3, null_share: float = 0.0, text_layers: int = TEXT_LAYERS,
              text_class: str = "clip_text_model", cond_noise: float = 0.0, pad_token: str = "!",
              text_image: str = "scorer"):
-    """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower,
-    centred and frozen: a 32 px image tower of another model, as SD 2.1's text encoder comes from OpenCLIP), freeze
-    it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose autoencoder is kept
-    (it reads no text) and whose UNet the training goes on from, against the new encoder (mini world v4 goes on
-    from the shipped v2's). `resume_dir`: where the text tower's and the UNet's loops save their state, and go on
-    from when started again. `keep_text`: keep `warm_from`'s text encoder instead (no text-tower training).
-    `synonyms_per_shape`, `synonym_share`: the UNet's captions use the lexicon its text encoder was trained on
-    (seed TEXT_SEED; UNET_LEXICON), so that the words the encoder lets a small move reach are words the UNet draws.
+    """Train the text encoder by the tower lab's WORLD_RECIPE (`text_steps`, against mini-scorer's image tower unless
+    `text_image` names another, centred and frozen: an image tower of another model, as SD 2.1's text encoder comes from
+    OpenCLIP), freeze it, train the autoencoder (`vae_steps`), then the UNet (`steps`). `warm_from`: a mini-sd whose
+    autoencoder is kept (it reads no text) and whose UNet the training goes on from, against the new encoder (mini world
+    v4 goes on from the shipped v2's). `resume_dir`: where the text tower's and the UNet's loops save their state, and
+    go on from when started again. `keep_text`: keep `warm_from`'s text encoder instead (no text-tower training).
+    `synonyms_per_shape`, `synonym_share`: the UNet's captions use the lexicon its text encoder was trained on (seed
+    TEXT_SEED; UNET_LEXICON), so that the words the encoder lets a small move reach are words the UNet draws.
     `tail_dropout`: the share of captions whose conditioning from the end-of-text token on is the empty caption's
     (`drop_tail`; TAIL_DROPOUT). `single_share`: the share of single-object images in the UNet's pool (the rest are
-    2-4-object scenes); `largest_only`: the share of those scenes captioned by their largest object alone, as the
-    scene datasets label them (SCENES_BY_LARGEST). `null_share`: the share of captions replaced by a caption of one
-    known word the world gives no meaning (`null_word_captions`; NULL_WORDS), beside the batch's image.
-    `text_layers`: the text encoder's blocks (a new encoder: not with `keep_text`; DEEP_TEXT). `text_class`: the
-    class the text encoder is trained as, "clip_text_model" (itself, inside TextTowerPretraining) or "open_clip" (an
-    open_clip mini text tower, then converted into the CLIPTextModel by `clip_text_model_from_open_clip`, as SD 2.1's
-    was from OpenCLIP; OPEN_CLIP_LINEAGE). `cond_noise`: Gaussian noise on the states the UNet reads in training, one
-    draw per caption at every position, of norm `cond_noise` x the mean distance between the shape names' end-of-text
-    states (`name_state_spread`; NOISY_STATES). `pad_token`: what the UNet's captions are padded with, and the
-    saved pipeline's tokenizer with them ("!" as SD 2.1; "<|endoftext|>": EOS_PADDING). `text_image`: the shipped
-    image tower a new text encoder is fitted to ("scorer", mini-scorer's; "clip", mini-clip's: CLIP_IMAGES).
+    2-4-object scenes); `largest_only`: the share of those scenes captioned by their largest object alone, as the scene
+    datasets label them (SCENES_BY_LARGEST). `null_share`: the share of captions replaced by a caption of one known word
+    the world gives no meaning (`null_word_captions`; NULL_WORDS), beside the batch's image. `text_layers`: the text
+    encoder's blocks (a new encoder: not with `keep_text`; DEEP_TEXT). `text_class`: the class the text encoder is
+    trained as, "clip_text_model" (itself, inside TextTowerPretraining) or "open_clip" (an open_clip mini text tower,
+    then converted into the CLIPTextModel by `clip_text_model_from_open_clip`, as SD 2.1's was from OpenCLIP;
+    OPEN_CLIP_LINEAGE). `cond_noise`: Gaussian noise on the states the UNet reads in training, one draw per caption at
+    every position, of norm `cond_noise` x the mean distance between the shape names' end-of-text states
+    (`name_state_spread`; NOISY_STATES). `pad_token`: what the UNet's captions are padded with, and the saved pipeline's
+    tokenizer with them ("!" as SD 2.1; "<|endoftext|>": EOS_PADDING). `text_image`: the shipped image tower a new text
+    encoder is fitted to ("scorer", mini-scorer's; "clip", mini-clip's: CLIP_IMAGES).
     Returns (Loaded pipeline, loss curve [(stage, step, loss)])."""
     if text_class not in ("clip_text_model", "open_clip"):
         raise ValueError(f"train_sd(text_class={text_class!r}): choose 'clip_text_model' or 'open_clip'")
@@ -172,9 +172,9 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
     if text_image not in IMAGE_TOWERS:
         raise ValueError(f"train_sd(text_image={text_image!r}): choose one of {', '.join(IMAGE_TOWERS)}")
     if keep_text and (text_layers != TEXT_LAYERS or text_class != "clip_text_model" or text_image != "scorer"):
-        raise ValueError(f"train_sd(keep_text=True) keeps warm_from's {TEXT_LAYERS}-block encoder: a "
-                         f"{text_layers}-block one, one of another class or one fitted to another image tower is "
-                         "trained afresh (keep_text=False)")
+        raise ValueError(f"train_sd(keep_text=True) keeps warm_from's {TEXT_LAYERS}-block encoder, fitted to "
+                         "mini-scorer's images: an encoder of another depth, class or image tower is trained afresh "
+                         f"(keep_text=False; asked for {text_layers} blocks, {text_class}, {text_image}'s images)")
     loaded = build_sd(text_layers, "quick_gelu" if text_class == "open_clip" else "gelu", pad_token)
     pipe = loaded.model.to(device)
     if keep_text:
@@ -189,7 +189,8 @@ def train_sd(steps: int, vae_steps: int = 4000, batch: int = 48, lr: float = 1e-
             text_curve = fit_text_tower(open_clip_tower(tower), loaded.tokenizer, recipe, TEXT_SEED, text_image, **fit)
             clip_text_model_from_open_clip(tower, pipe.text_encoder)
         else:
-            pretraining = TextTowerPretraining(pipe.text_encoder, SIZE)
+            # its own image tower of the named one's shape, replaced by it in fit_text_tower (scorer's: sd's size)
+            pretraining = TextTowerPretraining(pipe.text_encoder, IMAGE_SIZE[text_image], IMAGE_TOWERS[text_image][1])
             text_curve = fit_text_tower(pretraining.tower(), loaded.tokenizer, recipe, TEXT_SEED, text_image, **fit)
     pipe.text_encoder.eval().requires_grad_(False)  # frozen from here on, as SD 2.1's
     pool = caption_pool(pool_size, SIZE, seed=SEEDS["sd"] * 1000, scene_share=1 - single_share,
