@@ -127,6 +127,10 @@ def test_the_name_state_spread_is_the_mean_distance_between_the_names_pooled_sta
     assert spread > 0 and spread == pytest.approx(sum(distances) / len(distances), rel=1e-5)
 
 
+class Fitted(Exception):
+    """Raised by the patched fit: train_sd stops once its text tower is set up."""
+
+
 def _fit_records(monkeypatch, module, seen: dict, load_shipped: bool):
     """Patch train_sd's seeded tower and fit to record the image tower they are given, and stop there."""
     seeded = module.seeded_open_clip
@@ -144,10 +148,6 @@ def _fit_records(monkeypatch, module, seen: dict, load_shipped: bool):
 
     monkeypatch.setattr(module, "seeded_open_clip", fake_seeded)
     monkeypatch.setattr(module, "fit_text_tower", fake_fit)
-
-
-class Fitted(Exception):
-    pass
 
 
 def test_the_clip_images_variant_fits_its_encoder_to_mini_clips_image_tower(monkeypatch):
