@@ -33,14 +33,15 @@ def test_compact_checkpoint_round_trip(tmp_path, monkeypatch):
     assert torch.allclose(a[49407], b[49407], atol=2e-3)
 
 
-def test_shipped_mini_checkpoints_fit_the_30_mb_budget():
+def test_shipped_mini_checkpoints_fit_the_40_mb_budget():
     from vwlib.paths import CHECKPOINTS
 
     files = [p for p in (CHECKPOINTS / "mini").rglob("*") if p.is_file()]
     assert {p.parent.name for p in files if p.name == "vwlib_compact.json"} == {"clip", "scorer", "owl", "sd"}
-    # Issue #13's target is 30 MB; the v2 checkpoints are 30.67 MB (the scorer's attention pool alone is 6.4 MB, and
-    # every model now stores its 12.6k frozen MiniLM rows): the shortfall is named in the issue, this guards growth.
-    assert sum(p.stat().st_size for p in files) <= 31_000_000
+    # Issue #13's target was 30 MB (v2: 30.67 MB; the scorer's attention pool alone is 6.4 MB, and every model stores
+    # its 12.6k frozen MiniLM rows); #32 allows 40 MB for a rebuilt world. Mini-sd v5's 12-block encoder brings the
+    # four to 31.3 MB: this guards growth beyond #32's budget.
+    assert sum(p.stat().st_size for p in files) <= 40_000_000
 
 
 def test_materialised_mini_sd_is_a_complete_diffusers_folder(tmp_path, monkeypatch):
@@ -55,17 +56,19 @@ def test_materialised_mini_sd_is_a_complete_diffusers_folder(tmp_path, monkeypat
     assert not (shipped / "tokenizer").exists()
     pipe = StableDiffusionPipeline.from_pretrained(materialise(shipped), safety_checker=None,
                                                    requires_safety_checker=False, local_files_only=True)
-    assert pipe.tokenizer.pad_token == "!" and len(pipe.tokenizer) == 49408
+    # mini-sd v5 (#32) pads its captions with the end-of-text token, as SD 1.x's tokenizer does (SD 2.1's pads with
+    # "!"): its UNet reads the padding's states, so the stock pipeline must pad the same way
+    assert pipe.tokenizer.pad_token == "<|endoftext|>" and len(pipe.tokenizer) == 49408
     width = pipe.text_encoder.get_input_embeddings().weight.shape[1]
     pipe.load_textual_inversion({"<w>": torch.zeros(width)}, token="<w>")
     assert pipe.tokenizer.convert_tokens_to_ids("<w>") == 49408
 
 
-@pytest.mark.slow  # builds, saves and loads a mini-sd (2 s) for a candidate the shipped world does not use
+@pytest.mark.slow  # builds, saves and loads a mini-sd (2 s)
 def test_a_mini_sd_trained_on_end_of_text_padding_is_read_back_padding_so(tmp_path, monkeypatch):
     """The UNet reads the padding's states, so a mini-sd trained on captions padded with the end-of-text token
-    (train_sd(pad_token=...), #32's eos-padding candidate) must be prompted padded so after a round trip through its
-    compact checkpoint, whose tokenizer is not shipped (the shipped one pads with "!": the test above)."""
+    (train_sd(pad_token=...), as mini-sd v5 is) must be prompted padded so after a round trip through its compact
+    checkpoint, whose tokenizer is not shipped."""
     from vwlib.mini.models import build_sd
     from vwlib.models.compact import MARKER
     from vwlib.models.text import TextSide
@@ -77,4 +80,5 @@ def test_a_mini_sd_trained_on_end_of_text_padding_is_read_back_padding_so(tmp_pa
     text = TextSide(load_from_dir("sd", materialise(compact)))
     ids = text.ids(["a photo of a star"])[0]
     assert text.pad_id == EOS_ID and ids[6] == EOS_ID and ids[7:].eq(EOS_ID).all()
-    assert TextSide(load_from_dir("sd", materialise(CHECKPOINTS / "mini" / "sd"))).ids(["a star"])[0, 4:].eq(0).all()
+    shipped = TextSide(load_from_dir("sd", materialise(CHECKPOINTS / "mini" / "sd")))  # v5 is trained so
+    assert shipped.pad_id == EOS_ID and shipped.ids(["a star"])[0, 3:].eq(EOS_ID).all()

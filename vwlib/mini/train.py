@@ -29,7 +29,7 @@ from .train_sd import (CLIP_IMAGES, DEEP_TEXT, EOS_PADDING, NOISY_STATES, NULL_W
                        SCENES_BY_LARGEST, TAIL_DROPOUT, UNET_LEXICON, train_sd)
 
 # sd: with 6-block text encoders over frozen known rows, 6,000 UNet steps generated at 0.62 (bar 0.70) from scratch;
-# v4 goes on from the shipped UNet (train_sd) for 5,000
+# v4 went on from the shipped UNet (train_sd) for 5,000, and v5 (--variant clip-images-eos-padding) from v4's for 4,000
 DEFAULT_STEPS = {"clip": 3000, "scorer": 6000, "owl": 6000, "sd": 5000}
 # Per-model training-pool settings (caption_pool keyword arguments) beyond the defaults. The scorer labels an image
 # by its largest object, as the scene datasets do: half its images are scenes, captioned by the largest object only
@@ -86,7 +86,8 @@ def train(name: str, out_dir: str | Path, steps: int | None = None, device: str 
 
     Mini world v4 (#32): mini-clip's text tower is trained afresh by the tower lab's WORLD_RECIPE against the shipped
     mini-clip image tower (centred, frozen); mini-sd's text encoder by the same recipe against mini-scorer's image
-    tower, then its UNet goes on from the shipped one against the new encoder (train_sd). Both read the shipped
+    tower, then its UNet goes on from the shipped one against the new encoder (train_sd). Mini-sd v5 is the variant
+    "clip-images-eos-padding" trained 4,000 steps over v4 (docs/mini-world.md). Both read the shipped
     checkpoints, so train into another folder (`out_dir`) or over the shipped one (read before it is replaced).
 
     Usage: train("clip", "vwlib/checkpoints/mini/clip", device="cuda")   # the shipped models were trained on CUDA
@@ -111,7 +112,7 @@ def train(name: str, out_dir: str | Path, steps: int | None = None, device: str 
             kwargs["warm_from"] = load_model("mini", "detection")
         loaded, curve = train_owl(steps, device=device, resume_dir=resume_dir, **kwargs)
     elif name == "sd":
-        shipped = load_model("mini", "generation")  # v4 keeps its autoencoder and goes on from its UNet
+        shipped = load_model("mini", "generation")  # keeps the shipped autoencoder and goes on from its UNet
         loaded, curve = train_sd(steps, device=device, resume_dir=resume_dir, warm_from=shipped, **kwargs)
     else:
         raise ValueError(name)

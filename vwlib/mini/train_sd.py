@@ -107,6 +107,7 @@ EOS_PADDING = "<|endoftext|>"
 # at layer 1 and a gain by concept of 0.33 (both bars met), the working words 0.60 by concept at the last layer, but
 # fewer words work (δ = ∞ 0.79 / 0.53 / 0.42): all words 0.37 at the last layer; 32 of 40 checks. At the paper's
 # 1,000 steps its mini-objects words meet both of Fig. 7's bars (0.79 / 0.51), mini-instances' not (0.84 / 0.35).
+# Shipped as mini-sd v5 (4,000 steps over v4): the first to show both halves of Fig. 7's trend (docs/decisions.md).
 CLIP_IMAGES = {**OPEN_CLIP_LINEAGE, "pad_token": EOS_PADDING, "text_image": "clip"}
 GUIDANCE = 7.5  # classifier-free guidance, as the paper profile (measured on mini-sd: 0.84 accuracy vs 0.80 at 4.0)
 
