@@ -64,8 +64,8 @@ def step_seconds(loaded, profile: str = "mini", dataset: str = "mini-objects", r
 
 def checkpoint_of_commit(commit: str, into: Path) -> Path:
     """The mini-sd compact checkpoint that `commit` shipped, written under `into` (git archive: no checkout)."""
-    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True).stdout
-    archive = subprocess.run(["git", "-C", root.strip(), "archive", commit, SD], capture_output=True, check=True).stdout
+    root = Path(__file__).resolve().parents[1]  # the checkout this script is in, wherever it is run from
+    archive = subprocess.run(["git", "-C", str(root), "archive", commit, SD], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into / SD
 
