@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from vwlib.data.datasets import load_dataset
 from vwlib.models.loaders import load_from_dir
 from vwlib.models.profiles import load_model
-from vwlib.tasks import make_batch, make_task, task_kwargs_for
+from vwlib.runner import build_task
+from vwlib.tasks import make_batch
 from vwlib.trials import Trial
 
 CONCEPTS = ("star", "ring", "moon", "heart", "cross")
@@ -49,9 +49,7 @@ def step_seconds(loaded, profile: str = "mini", dataset: str = "mini-objects", r
 
     Usage: step_seconds(load_model("mini", "generation"), repeats=5)["step"]
     """
-    kwargs = task_kwargs_for(profile, "generation")
-    kwargs.pop("num_inference_steps", None), kwargs.pop("guidance_scale", None)
-    task = make_task("generation", loaded, load_dataset(dataset), **kwargs)
+    task = build_task(profile, "generation", dataset, {"generation": loaded}, scorer=False)  # the study's own task
     trials = [Trial(profile, "generation", dataset, c, a, 0.5) for c in concepts for a in anchors]
     batch = make_batch(task, trials)
     table = loaded.model.text_encoder.get_input_embeddings().weight
